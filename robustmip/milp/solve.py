@@ -1,0 +1,183 @@
+"""The one place that talks to MILP solvers: HiGHS (default) or Gurobi through Pyomo's APPSI.
+
+:class:`MilpSolver` wraps one *persistent* APPSI solver. Solving the same Pyomo model again after
+changing its objective or adding/removing a constraint only sends the change, so one model per image
+serves all of its targets.
+
+Time limits are passed through ``config.time_limit`` of the APPSI solver object itself (not
+``SolverFactory(...).solve(timelimit=...)``, whose wrapper silently overwrites the config); the tests
+check that the limit is honoured.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyomo.environ as pyo
+from pyomo.contrib.appsi.base import TerminationCondition
+
+from robustmip.errors import InvalidInput, SolverLicenseLimit, SolverNotAvailable
+
+SolverName = Literal["highs", "gurobi"]
+SOLVERS: tuple[str, ...] = ("highs", "gurobi")
+Status = Literal["optimal", "infeasible", "feasible", "time_limit", "error"]
+
+_TERMINATION = {
+    TerminationCondition.optimal: "optimal",
+    TerminationCondition.infeasible: "infeasible",
+    # Every encoded variable is bounded, so "infeasible or unbounded" can only be infeasible.
+    TerminationCondition.infeasibleOrUnbounded: "infeasible",
+    TerminationCondition.maxTimeLimit: "time_limit",
+    TerminationCondition.objectiveLimit: "feasible",
+    TerminationCondition.interrupted: "time_limit",
+}
+
+
+@dataclass
+class SolveResult:
+    """Outcome of one solve.
+
+    Attributes:
+        status: ``optimal`` (proved, within the gap), ``infeasible`` (proved), ``feasible`` (stopped
+            early with an incumbent, e.g. a decision question), ``time_limit`` or ``error``.
+        objective: the incumbent's objective value, or None without incumbent.
+        bound: the solver's proven bound on the optimum (lower bound when minimising), or None.
+        has_solution: True when the model's variables hold the incumbent's values.
+        seconds: wall time of the solve call.
+        message: the solver's termination condition, or the error.
+    """
+
+    status: Status
+    objective: float | None
+    bound: float | None
+    has_solution: bool
+    seconds: float
+    solver: str
+    message: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "seconds": self.seconds,
+            "solver": self.solver,
+            "message": self.message,
+        }
+
+
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def check_solver(name: str) -> None:
+    """Raise :class:`SolverNotAvailable` unless ``name`` can be used here."""
+    if name not in SOLVERS:
+        raise InvalidInput(f"unknown solver {name!r}; choose one of {SOLVERS}")
+    _make_appsi(name)
+
+
+def _make_appsi(name: str):
+    try:
+        if name == "highs":
+            from pyomo.contrib.appsi.solvers import Highs
+
+            solver = Highs()
+        else:
+            from pyomo.contrib.appsi.solvers import Gurobi
+
+            solver = Gurobi()
+        available = solver.available()
+    except ImportError as exc:
+        raise SolverNotAvailable(f"solver {name!r} cannot be imported ({exc}); pip install robustmip[{name}]") from exc
+    if not available:
+        hint = "pip install gurobipy" if name == "gurobi" else "pip install highspy"
+        raise SolverNotAvailable(f"solver {name!r} is not available ({available}); {hint}, or use --solver highs")
+    return solver
+
+
+def _is_size_limit(exc: Exception) -> bool:
+    text = str(exc)
+    return "size-limited" in text or "10010" in text or "Model too large" in text
+
+
+class MilpSolver:
+    """A persistent MILP solver.
+
+    Args:
+        solver: ``"highs"`` or ``"gurobi"``.
+        time_limit: seconds per solve (None for no limit).
+        threads: solver threads.
+        mip_gap: relative optimality gap at which a solve counts as optimal.
+        verbose: stream the solver log.
+    """
+
+    def __init__(
+        self,
+        solver: SolverName = "highs",
+        time_limit: float | None = 60.0,
+        threads: int = 1,
+        mip_gap: float = 1e-6,
+        verbose: bool = False,
+    ):
+        if solver not in SOLVERS:
+            raise InvalidInput(f"unknown solver {solver!r}; choose one of {SOLVERS}")
+        if time_limit is not None and not time_limit > 0:
+            raise InvalidInput(f"time_limit must be > 0 seconds, got {time_limit}")
+        self.name = solver
+        self.time_limit = time_limit
+        self.threads = int(threads)
+        self.mip_gap = float(mip_gap)
+        self.verbose = verbose
+        self._appsi = _make_appsi(solver)
+        self._appsi.config.stream_solver = verbose
+        self._appsi.config.load_solution = False
+        self._appsi.config.mip_gap = self.mip_gap
+
+    def _options(self, first_solution: bool) -> dict:
+        if self.name == "highs":
+            opts = {"threads": self.threads, "mip_abs_gap": 1e30 if first_solution else 1e-9}
+            return opts
+        return {"Threads": self.threads, "MIPGapAbs": 1e30 if first_solution else 1e-9}
+
+    def solve(self, model: pyo.Block, time_limit: float | None = None, first_solution: bool = False) -> SolveResult:
+        """Solve ``model`` (its one active objective) and load the incumbent into its variables.
+
+        Args:
+            time_limit: overrides the solver's default for this call (seconds).
+            first_solution: stop at the first incumbent (decision questions posed as feasibility).
+        """
+        limit = self.time_limit if time_limit is None else time_limit
+        self._appsi.config.time_limit = limit
+        options = self._options(first_solution)
+        if self.name == "highs":
+            self._appsi.highs_options = options
+        else:
+            self._appsi.gurobi_options = options
+        start = time.perf_counter()
+        try:
+            results = self._appsi.solve(model)
+        except Exception as exc:  # solver-specific errors: licence, numerics, interface
+            seconds = time.perf_counter() - start
+            if self.name == "gurobi" and _is_size_limit(exc):
+                raise SolverLicenseLimit(
+                    "Gurobi's size-limited licence refused this model (at most 2000 variables and 2000 "
+                    f"constraints): {exc}. Use --solver highs, or a full Gurobi licence."
+                ) from exc
+            return SolveResult("error", None, None, False, seconds, self.name, f"{type(exc).__name__}: {exc}")
+        seconds = time.perf_counter() - start
+        status: Status = _TERMINATION.get(results.termination_condition, "error")
+        objective = _finite(results.best_feasible_objective)
+        bound = _finite(results.best_objective_bound)
+        if status == "optimal" and first_solution and objective is not None:
+            status = "feasible"
+        has_solution = objective is not None
+        if has_solution:
+            results.solution_loader.load_vars()
+        if status == "error" and has_solution:
+            status = "feasible"
+        return SolveResult(status, objective, bound, has_solution, seconds, self.name, str(results.termination_condition))

@@ -1,0 +1,503 @@
+"""Checked verdicts: robustness verification, MILP adversarial search, minimal distortion, output ranges.
+
+Soundness rules enforced here, and only here:
+
+* ``robust`` only from a proof: sound bounds, a solver-proved infeasibility of "margin <= 0", or a
+  proven objective bound > 0. A time limit without such a proof is ``unknown``.
+* ``adversarial`` only with a counterexample that lies in the input box and is misclassified by the
+  float64 :meth:`Network.forward`. A solver point that fails this re-check is never reported as
+  adversarial: the verdict becomes ``unknown`` with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import pyomo.environ as pyo
+
+from robustmip.bounds import Bounds, BoundsMethod, compute_bounds, input_box
+from robustmip.errors import InvalidInput
+from robustmip.milp.encode import EncodedNetwork, encode
+from robustmip.milp.objectives import (
+    OutputConjunction,
+    add_disjunction,
+    add_linf_distortion,
+    candidate_targets,
+    output_expression,
+    targeted_margin,
+    untargeted_margin,
+)
+from robustmip.milp.solve import MilpSolver, SolveResult
+from robustmip.network import Network
+
+Outcome = Literal["robust", "adversarial", "unknown"]
+
+
+@dataclass
+class Verdict:
+    """Answer to "is there an input in the box that the net assigns to another class (or ``target``)?"
+
+    Attributes:
+        status: ``robust`` (proved), ``adversarial`` (re-checked counterexample) or ``unknown``.
+        label: the true class; target: the class attacked, or None (untargeted).
+        eps: l-infinity radius of the box (input units).
+        objective: the MILP's margin ``z_label - z_target`` (OFV) at its incumbent, if any.
+        bound: the solver's proven lower bound on that margin, if any.
+        counterexample: the adversarial input (the net's input shape), float64.
+        counterexample_margin: ``z_label - max_{t != label} z_t`` (or ``- z_target``) of the
+            counterexample in the float64 forward pass (negative).
+        predicted: the class the float64 forward pass gives the counterexample.
+        distortion: l-infinity distance of the counterexample from the image.
+        proof: what decided it: ``clean`` (misclassified already), ``bounds``, ``milp``.
+        reason: why the status is ``unknown`` (or a note).
+        times: seconds spent in ``bounds``, ``build`` and ``solve`` (bounds and build are shared by
+            all questions asked of one :class:`ImageProblem`).
+    """
+
+    status: Outcome
+    label: int
+    eps: float
+    target: int | None = None
+    objective: float | None = None
+    bound: float | None = None
+    solver_status: str = ""
+    counterexample: np.ndarray | None = None
+    counterexample_margin: float | None = None
+    predicted: int | None = None
+    distortion: float | None = None
+    proof: str | None = None
+    reason: str = ""
+    times: dict = field(default_factory=dict)
+
+    def to_dict(self, with_counterexample: bool = False) -> dict:
+        """JSON-ready dict (the counterexample only when asked, as a flat list)."""
+        out = {k: getattr(self, k) for k in (
+            "status", "label", "eps", "target", "objective", "bound", "solver_status",
+            "counterexample_margin", "predicted", "distortion", "proof", "reason",
+        )}
+        out["times"] = dict(self.times)
+        if with_counterexample and self.counterexample is not None:
+            out["counterexample"] = self.counterexample.reshape(-1).tolist()
+        return out
+
+
+def recheck(
+    net: Network, candidate: np.ndarray, label: int, box: tuple[np.ndarray, np.ndarray], target: int | None = None
+) -> tuple[bool, np.ndarray, float, int]:
+    """Re-check a solver point with the float64 forward pass.
+
+    The point is first projected onto the box (solver tolerances can leave it ``1e-9`` outside).
+
+    Returns:
+        ``(is_adversarial, point, margin, predicted)`` with ``margin = z_label - max_{t != label} z_t``
+        (or ``z_label - z_target``); adversarial iff the margin is < 0.
+    """
+    point = np.clip(np.asarray(candidate, dtype=np.float64).reshape(-1), box[0], box[1])
+    logits = net.forward(point)
+    if target is None:
+        others = np.delete(logits, label)
+        margin = float(logits[label] - others.max())
+    else:
+        margin = float(logits[label] - logits[target])
+    return margin < 0.0, point, margin, int(np.argmax(logits))
+
+
+def _validate(
+    net: Network, x: np.ndarray, label: int, eps: float, domain: tuple[float | None, float | None]
+) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.size != net.n_inputs:
+        raise InvalidInput(f"image has {x.size} values but the network expects shape {net.input_shape}")
+    if not 0 <= int(label) < net.n_outputs:
+        raise InvalidInput(f"label {label} is not one of the network's {net.n_outputs} classes")
+    if not np.isfinite(eps) or eps < 0:
+        raise InvalidInput(f"eps must be a finite number >= 0, got {eps}")
+    if not np.isfinite(x).all():
+        raise InvalidInput("the image contains NaN or infinite values")
+    lo, hi = domain
+    if (lo is not None and x.min() < lo) or (hi is not None and x.max() > hi):
+        raise InvalidInput(
+            f"the image lies outside the input domain [{lo}, {hi}] (values {x.min():.3g}..{x.max():.3g}); "
+            "scale pixels to [0, 1] or pass another domain"
+        )
+    return x.reshape(-1)
+
+
+class ImageProblem:
+    """One persistent MILP for (network, image, eps) that answers every target's question.
+
+    Bounds are computed once in the constructor; the Pyomo model is built on first use and kept,
+    with its solver, so later targets only change the objective.
+
+    Args:
+        net: the network; x: the image (any shape with ``net.n_inputs`` values, in the input domain);
+        label: its true class; eps: l-infinity radius in input units;
+        solver: a :class:`MilpSolver` or a solver name; bounds_method: see :mod:`robustmip.bounds`;
+        domain: the valid input range the box is clipped to (pixels: ``(0, 1)``).
+    """
+
+    def __init__(
+        self,
+        net: Network,
+        x: np.ndarray,
+        label: int,
+        eps: float,
+        *,
+        solver: MilpSolver | str = "highs",
+        time_limit: float | None = 60.0,
+        bounds_method: BoundsMethod = "lp",
+        threads: int = 1,
+        domain: tuple[float | None, float | None] = (0.0, 1.0),
+    ):
+        self.net = net
+        self.x = _validate(net, x, label, eps, domain)
+        self.label = int(label)
+        self.eps = float(eps)
+        self.box = input_box(self.x, eps, *domain)
+        self.solver = solver if isinstance(solver, MilpSolver) else MilpSolver(solver, time_limit, threads)
+        self.bounds: Bounds = compute_bounds(net, *self.box, method=bounds_method, threads=threads)
+        self._enc: EncodedNetwork | None = None
+        self._untargeted: dict[tuple[int, ...], object] = {}
+        self.build_seconds = 0.0
+
+    @property
+    def encoding(self) -> EncodedNetwork:
+        if self._enc is None:
+            start = time.perf_counter()
+            enc = encode(self.net, self.bounds)
+            enc.block.objective = pyo.Objective(expr=0.0, sense=pyo.minimize)
+            self._enc = enc
+            self.build_seconds += time.perf_counter() - start
+        return self._enc
+
+    def candidate_targets(self) -> list[int]:
+        """Classes that the bounds do not already rule out."""
+        return candidate_targets(self.bounds, self.label)
+
+    def _times(self, solve: SolveResult | None) -> dict:
+        return {
+            "bounds": self.bounds.seconds,
+            "build": self.build_seconds,
+            "solve": solve.seconds if solve is not None else 0.0,
+        }
+
+    def _margin_expr(self, target: int | None, decision: bool):
+        """The margin expression; untargeted decisions skip the targets the bounds rule out."""
+        enc = self.encoding
+        if target is not None:
+            return targeted_margin(enc, self.label, target)
+        targets = tuple(self.candidate_targets()) if decision else tuple(
+            t for t in range(self.net.n_outputs) if t != self.label
+        )
+        if targets not in self._untargeted:
+            start = time.perf_counter()
+            name = f"untargeted{len(self._untargeted)}"
+            self._untargeted[targets] = untargeted_margin(enc, self.label, list(targets), name)
+            self.build_seconds += time.perf_counter() - start
+        return self._untargeted[targets]
+
+    def margin(self, target: int | None = None, decision: bool = False, time_limit: float | None = None) -> Verdict:
+        """Minimise the margin ``z_label - z_target`` (untargeted: ``- max_t z_t``) over the box.
+
+        Args:
+            target: the class to reach, or None for any class.
+            decision: answer only robust / adversarial: add ``margin <= 0`` and stop at the first
+                incumbent (infeasible means robust). Targets the bounds rule out are then robust
+                without a solve. Without ``decision`` the MILP is solved to optimality for the OFV.
+            time_limit: seconds for this question (default: the solver's).
+        """
+        if target is not None and (not 0 <= int(target) < self.net.n_outputs or int(target) == self.label):
+            raise InvalidInput(f"target {target} must be a class other than the label {self.label}")
+        base = Verdict("unknown", self.label, self.eps, target)
+        candidates = self.candidate_targets()
+        if decision and (not candidates or (target is not None and target not in candidates)):
+            base.status, base.proof = "robust", "bounds"
+            base.reason = "bounds: the label's logit beats every target's"
+            base.times = self._times(None)
+            return base
+        expr = self._margin_expr(target, decision)
+        enc = self.encoding
+        enc.block.objective.set_value(expr)
+        if decision:
+            enc.block.decision = pyo.Constraint(expr=expr <= 0.0)
+            try:
+                result = self.solver.solve(enc.block, time_limit, first_solution=True)
+            finally:
+                enc.block.del_component("decision")
+            verdict = self._interpret(result, target, decision=True)
+            if verdict.status != "unknown" or not result.has_solution:
+                return verdict
+            # A near-tie point failed the float64 re-check: ask for the optimum instead.
+        result = self.solver.solve(enc.block, time_limit)
+        return self._interpret(result, target, decision=False)
+
+    def _interpret(self, result: SolveResult, target: int | None, decision: bool) -> Verdict:
+        verdict = Verdict(
+            "unknown", self.label, self.eps, target,
+            objective=None if decision else result.objective,
+            bound=None if decision else result.bound,
+            solver_status=result.status, times=self._times(result),
+        )
+        if result.has_solution:
+            ok, point, margin, predicted = recheck(self.net, self.encoding.input_values(), self.label, self.box, target)
+            if ok:
+                verdict.status, verdict.proof = "adversarial", "milp"
+                verdict.counterexample = point.reshape(self.net.input_shape)
+                verdict.counterexample_margin, verdict.predicted = margin, predicted
+                verdict.distortion = float(np.abs(point - self.x).max())
+                return verdict
+        if decision and result.status == "infeasible":
+            verdict.status, verdict.proof = "robust", "milp"
+            verdict.reason = "MILP: margin <= 0 proved infeasible"
+            return verdict
+        if not decision and result.bound is not None and result.bound > 0.0 and result.status in ("optimal", "time_limit"):
+            verdict.status, verdict.proof = "robust", "milp"
+            verdict.reason = f"proven lower bound {result.bound:.6g} > 0 on the margin"
+            return verdict
+        verdict.reason = _unknown_reason(result, self.solver.time_limit)
+        return verdict
+
+
+def _unknown_reason(result: SolveResult, time_limit: float | None) -> str:
+    if result.status == "time_limit":
+        return f"time limit ({time_limit} s) reached without a proof or a checked counterexample"
+    if result.status == "error":
+        return f"solver error: {result.message}"
+    if result.has_solution and result.objective is not None and result.objective < 0:
+        return (
+            f"the solver's point (margin {result.objective:.3g}) failed the float64 re-check "
+            "(numerical trouble); nothing is claimed"
+        )
+    if result.has_solution:
+        return f"optimal margin {result.objective:.3g} is not positive but no strict counterexample exists (tie)"
+    return f"solver ended with status {result.status} ({result.message})"
+
+
+def verify(
+    net: Network,
+    x: np.ndarray,
+    label: int,
+    eps: float,
+    *,
+    solver: MilpSolver | str = "highs",
+    time_limit: float | None = 60.0,
+    bounds_method: BoundsMethod = "lp",
+    threads: int = 1,
+    domain: tuple[float | None, float | None] = (0.0, 1.0),
+) -> Verdict:
+    """Decide whether every input within l-infinity ``eps`` of ``x`` (clipped to ``domain``) keeps ``label``.
+
+    Returns a :class:`Verdict`: ``robust`` (proved by bounds or the MILP), ``adversarial`` (with a
+    re-checked counterexample; an image that is misclassified already is its own counterexample) or
+    ``unknown`` (with the reason). One untargeted MILP answers all classes at once.
+    """
+    flat = _validate(net, x, label, eps, domain)
+    clean_ok, _, margin, predicted = recheck(net, flat, int(label), (flat, flat))
+    if clean_ok:
+        return Verdict(
+            "adversarial", int(label), float(eps), counterexample=flat.reshape(net.input_shape),
+            counterexample_margin=margin, predicted=predicted, distortion=0.0, proof="clean",
+            reason="the image itself is misclassified",
+        )
+    problem = ImageProblem(
+        net, flat, label, eps, solver=solver, time_limit=time_limit,
+        bounds_method=bounds_method, threads=threads, domain=domain,
+    )
+    return problem.margin(decision=True)
+
+
+def find_adversarial(
+    net: Network,
+    x: np.ndarray,
+    label: int,
+    eps: float,
+    target: int | None = None,
+    **problem_options,
+) -> Verdict:
+    """The most adversarial input in the box: minimise the margin to optimality (the OFV).
+
+    Returns a :class:`Verdict` whose ``objective``/``bound`` are the OFV and its proven bound and
+    whose counterexample, when the OFV is negative, passed the float64 re-check.
+    ``problem_options`` go to :class:`ImageProblem` (solver, time_limit, bounds_method, threads, domain).
+    """
+    return ImageProblem(net, x, label, eps, **problem_options).margin(target=target, decision=False)
+
+
+@dataclass
+class DistortionResult:
+    """Smallest l-infinity distortion that changes the class.
+
+    Attributes:
+        status: ``optimal``, ``time_limit``, ``robust`` (no adversarial input up to ``max_eps``) or ``unknown``.
+        distortion: l-infinity norm of the re-checked counterexample found (an upper bound on the
+            minimum), or None.
+        lower_bound: the solver's proven lower bound on the distortion needed to reach margin
+            ``<= -margin_tolerance``.
+        counterexample, predicted: the input and its class in the float64 forward pass.
+    """
+
+    status: str
+    distortion: float | None
+    lower_bound: float | None
+    counterexample: np.ndarray | None
+    predicted: int | None
+    margin_tolerance: float
+    reason: str = ""
+    times: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("status", "distortion", "lower_bound", "predicted", "margin_tolerance", "reason", "times")}
+
+
+def minimal_distortion(
+    net: Network,
+    x: np.ndarray,
+    label: int,
+    target: int | None = None,
+    *,
+    max_eps: float = 1.0,
+    margin_tolerance: float = 1e-4,
+    **problem_options,
+) -> DistortionResult:
+    """Minimise ``||x' - x||_inf`` subject to ``z_label - z_target <= -margin_tolerance`` (any target if None).
+
+    The strict margin keeps the optimum's counterexample clear of ties so that it passes the float64
+    re-check; the minimum distortion of margin ``<= 0`` is at most the value returned.
+    ``max_eps`` bounds the search box (input units); the box is clipped to the domain.
+    """
+    problem = ImageProblem(net, x, label, max_eps, **problem_options)
+    enc = problem.encoding
+    distortion = add_linf_distortion(enc, problem.x)
+    enc.block.misclassified = pyo.Constraint(expr=problem._margin_expr(target, decision=False) <= -margin_tolerance)
+    enc.block.objective.set_value(distortion)
+    result = problem.solver.solve(enc.block)
+    times = problem._times(result)
+    if result.status == "infeasible":
+        return DistortionResult("robust", None, None, None, None, margin_tolerance,
+                                f"no input within eps {max_eps} reaches the target margin", times)
+    if result.has_solution:
+        ok, point, _, predicted = recheck(net, enc.input_values(), problem.label, problem.box, target)
+        if ok:
+            status = "optimal" if result.status == "optimal" else "time_limit"
+            return DistortionResult(status, float(np.abs(point - problem.x).max()), result.bound,
+                                    point.reshape(net.input_shape), predicted, margin_tolerance, "", times)
+    return DistortionResult("unknown", None, result.bound, None, None, margin_tolerance,
+                            _unknown_reason(result, problem.solver.time_limit), times)
+
+
+@dataclass
+class OutputOptimum:
+    """Optimum of ``c^T z_out`` over an input box: ``value`` at ``argument`` (float64 forward), proven ``bound``."""
+
+    status: str
+    sense: str
+    value: float | None
+    bound: float | None
+    argument: np.ndarray | None
+    times: dict
+
+
+def optimize_output(
+    net: Network,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    coefficients: Sequence[float] | np.ndarray | int,
+    sense: Literal["min", "max"] = "min",
+    *,
+    solver: MilpSolver | str = "highs",
+    time_limit: float | None = 60.0,
+    bounds_method: BoundsMethod = "lp",
+) -> OutputOptimum:
+    """Minimise or maximise ``c^T z_out`` (or one logit ``z_k``) for inputs in ``[lower, upper]``.
+
+    ``value`` is the float64 forward pass's value at the solver's point (projected onto the box), so it
+    is always attained; ``bound`` is the solver's proven bound (below for min, above for max).
+    """
+    if sense not in ("min", "max"):
+        raise InvalidInput(f"sense must be 'min' or 'max', got {sense!r}")
+    bounds = compute_bounds(net, lower, upper, method=bounds_method)
+    start = time.perf_counter()
+    enc = encode(net, bounds)
+    expr = output_expression(enc, coefficients)
+    enc.block.objective = pyo.Objective(expr=expr, sense=pyo.minimize if sense == "min" else pyo.maximize)
+    build = time.perf_counter() - start
+    engine = solver if isinstance(solver, MilpSolver) else MilpSolver(solver, time_limit)
+    result = engine.solve(enc.block)
+    times = {"bounds": bounds.seconds, "build": build, "solve": result.seconds}
+    if not result.has_solution:
+        return OutputOptimum(result.status, sense, None, result.bound, None, times)
+    point = np.clip(enc.input_values(), bounds.input_lower, bounds.input_upper)
+    logits = net.forward(point)
+    c = np.eye(net.n_outputs)[int(coefficients)] if isinstance(coefficients, (int, np.integer)) else np.asarray(coefficients, dtype=np.float64)
+    return OutputOptimum(result.status, sense, float(c @ logits), result.bound, point, times)
+
+
+@dataclass
+class PropertyResult:
+    """Does some input in the box satisfy one of the output conjunctions? (a VNN-LIB style question)
+
+    ``status``: ``sat`` (with a re-checked ``counterexample`` and its ``outputs``), ``unsat`` (proved) or
+    ``unknown`` (with ``reason``).
+    """
+
+    status: Literal["sat", "unsat", "unknown"]
+    counterexample: np.ndarray | None = None
+    outputs: np.ndarray | None = None
+    proof: str | None = None
+    reason: str = ""
+    times: dict = field(default_factory=dict)
+
+
+def _satisfies(outputs: np.ndarray, conjunctions: Sequence[OutputConjunction]) -> bool:
+    return any(bool(np.all(np.atleast_2d(A) @ outputs <= np.atleast_1d(c))) for A, c in conjunctions)
+
+
+def decide_output_property(
+    net: Network,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    conjunctions: Sequence[OutputConjunction],
+    *,
+    solver: MilpSolver | str = "highs",
+    time_limit: float | None = 60.0,
+    bounds_method: BoundsMethod = "lp",
+    threads: int = 1,
+) -> PropertyResult:
+    """Decide ``exists x in [lower, upper]: OR_i (A_i z_out(x) <= c_i)``.
+
+    ``sat`` needs a point that satisfies a conjunction exactly in the float64 forward pass. The MILP
+    first stops at any point with slack ``>= 0``; if that point fails the re-check it maximises the
+    slack to move away from the boundary. ``unsat`` comes from the bounds or a proved infeasibility.
+    """
+    start = time.perf_counter()
+    bounds = compute_bounds(net, lower, upper, method=bounds_method, threads=threads)
+    times = {"bounds": bounds.seconds, "build": 0.0, "solve": 0.0}
+    engine = solver if isinstance(solver, MilpSolver) else MilpSolver(solver, time_limit, threads)
+    build_start = time.perf_counter()
+    enc = encode(net, bounds)
+    slack = add_disjunction(enc, conjunctions)
+    times["build"] = time.perf_counter() - build_start
+    if slack.ub is not None and slack.ub < 0:
+        return PropertyResult("unsat", proof="bounds", reason="the output bounds exclude every conjunction", times=times)
+    enc.block.objective = pyo.Objective(expr=slack, sense=pyo.maximize)
+    enc.block.reach = pyo.Constraint(expr=slack >= 0.0)
+    deadline = None if time_limit is None else start + time_limit
+    for first_solution in (True, False):
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            break
+        result = engine.solve(enc.block, left, first_solution=first_solution)
+        times["solve"] += result.seconds
+        if result.status == "infeasible":
+            return PropertyResult("unsat", proof="milp", reason="the solver proved no input satisfies the property", times=times)
+        if result.has_solution:
+            point = np.clip(enc.input_values(), bounds.input_lower, bounds.input_upper)
+            outputs = net.forward(point)
+            if _satisfies(outputs, conjunctions):
+                return PropertyResult("sat", point, outputs, "milp", times=times)
+        if result.status in ("time_limit", "error"):
+            return PropertyResult("unknown", reason=_unknown_reason(result, time_limit), times=times)
+    return PropertyResult("unknown", reason="solver points failed the float64 re-check (numerical trouble)", times=times)

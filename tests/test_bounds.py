@@ -1,0 +1,76 @@
+"""Bounds are sound (sampling, exact ranges), nested by level, and the LP certificate is valid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bruteforce import exact_preactivation_ranges
+from conftest import random_network, tiny_architectures
+from robustmip.bounds import BOUNDS_METHODS, _certified_lp_minimum, compute_bounds, input_box
+from robustmip.errors import InvalidInput
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bounds_contain_sampled_preactivations(seed):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, [10, 16, 16, 12, 4])
+    lower, upper = input_box(rng.uniform(size=10), 0.15)
+    samples = rng.uniform(lower, upper, size=(5000, 10))
+    corners = np.where(rng.uniform(size=(500, 10)) < 0.5, lower, upper)
+    _, pre = net.forward(np.vstack([samples, corners]), return_preactivations=True)
+    for method in BOUNDS_METHODS:
+        b = compute_bounds(net, lower, upper, method)
+        for k, a in enumerate(pre):
+            assert (a >= b.lower[k]).all() and (a <= b.upper[k]).all(), (method, k)
+
+
+@pytest.mark.parametrize("dims", tiny_architectures())
+def test_bounds_contain_exact_ranges_and_are_nested(dims):
+    rng = np.random.default_rng(sum(dims))
+    net = random_network(rng, dims)
+    lower, upper = input_box(rng.uniform(size=dims[0]), 0.3)
+    exact = exact_preactivation_ranges(net, lower, upper)
+    assert all(np.isfinite(lo).all() and np.isfinite(hi).all() for lo, hi in exact)
+    previous = None
+    for method in BOUNDS_METHODS:
+        b = compute_bounds(net, lower, upper, method)
+        for k, (lo, hi) in enumerate(exact):
+            assert (b.lower[k] <= lo + 1e-9).all() and (b.upper[k] >= hi - 1e-9).all(), (method, k)
+            if previous is not None:
+                assert (b.lower[k] >= previous.lower[k] - 1e-9).all()
+                assert (b.upper[k] <= previous.upper[k] + 1e-9).all()
+        previous = b
+    # The first layer is affine in the input: interval bounds are exact there.
+    np.testing.assert_allclose(b.lower[0], exact[0][0], atol=1e-7)
+    np.testing.assert_allclose(b.upper[0], exact[0][1], atol=1e-7)
+
+
+def test_lp_is_tighter_than_crown_somewhere():
+    rng = np.random.default_rng(7)
+    net = random_network(rng, [8, 20, 20, 20, 3])
+    lower, upper = input_box(rng.uniform(size=8), 0.2)
+    crown = compute_bounds(net, lower, upper, "crown")
+    lp = compute_bounds(net, lower, upper, "lp")
+    width = lambda b: sum(float((u - l).sum()) for l, u in zip(b.lower, b.upper))  # noqa: E731
+    assert width(lp) < width(crown) - 1e-3
+    assert lp.lp_solves > 0
+
+
+def test_certified_lp_minimum_is_a_lower_bound_for_any_duals():
+    rng = np.random.default_rng(3)
+    # min x0 + x1  s.t.  x0 + 2 x1 >= 1, 0 <= x <= 1: optimum 0.5 at (0, 0.5).
+    rows = (np.array([0, 0]), np.array([0, 1]), np.array([1.0, 2.0]))
+    args = (np.zeros(2), np.ones(2), rows, np.array([1.0]), np.array([np.inf]))
+    cost = np.array([1.0, 1.0])
+    assert _certified_lp_minimum(cost, *args, np.array([0.5])) == pytest.approx(0.5)
+    for y in rng.normal(size=(200, 1)) * 3:
+        assert _certified_lp_minimum(cost, *args, y) <= 0.5 + 1e-12
+
+
+def test_input_box_validation():
+    with pytest.raises(InvalidInput, match="eps"):
+        input_box(np.zeros(3), -0.1)
+    lower, upper = input_box(np.array([0.0, 0.5, 1.0]), 0.2)
+    np.testing.assert_allclose(lower, [0.0, 0.3, 0.8])
+    np.testing.assert_allclose(upper, [0.2, 0.7, 1.0])

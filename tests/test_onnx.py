@@ -1,0 +1,125 @@
+"""ONNX import: every supported operator against onnxruntime, export, and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from conftest import random_network
+from robustmip.errors import DataError, UnsupportedLayer
+from robustmip.network import Network
+from robustmip.onnx_io import network_to_onnx
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime (dev extra) compares ONNX semantics")
+
+
+def run_ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: xi[None].astype(np.float32)})[0] for xi in x])
+
+
+def make_model(nodes, inits, in_shape, out_dim) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, out_dim])],
+        initializer=[numpy_helper.from_array(v.astype(np.float32) if v.dtype.kind == "f" else v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_gemm_alpha_beta_transb_and_matmul_add(rng):
+    inits = {
+        "W0": rng.normal(size=(5, 4)), "b0": rng.normal(size=5),
+        "W1": rng.normal(size=(5, 3)), "b1": rng.normal(size=3),
+        "W2": rng.normal(size=(2, 3)), "b2": rng.normal(size=(1, 2)),
+    }
+    nodes = [
+        helper.make_node("Flatten", ["input"], ["f"]),
+        helper.make_node("Gemm", ["f", "W0", "b0"], ["a0"], transB=1, alpha=0.7, beta=1.3),
+        helper.make_node("Relu", ["a0"], ["h0"]),
+        helper.make_node("MatMul", ["h0", "W1"], ["m1"]),
+        helper.make_node("Add", ["m1", "b1"], ["a1"]),
+        helper.make_node("Relu", ["a1"], ["h1"]),
+        helper.make_node("Gemm", ["h1", "W2", "b2"], ["output"], transB=1),
+    ]
+    model = make_model(nodes, inits, [1, 4], 2)
+    net = Network.from_onnx(model)
+    x = rng.uniform(size=(25, 4))
+    np.testing.assert_allclose(net.forward(x), run_ort(model, x), atol=1e-4)
+
+
+def test_normalisation_reshape_conv_flatten(rng):
+    inits = {
+        "mean": np.array([0.2]).reshape(1, 1, 1, 1), "std": np.array([0.4]).reshape(1, 1, 1, 1),
+        "shape": np.array([1, 1, 6, 6], dtype=np.int64), "K": rng.normal(size=(2, 1, 3, 3)), "kb": rng.normal(size=2),
+        "W": rng.normal(size=(18, 3)), "b": rng.normal(size=3),
+    }
+    nodes = [
+        helper.make_node("Reshape", ["input", "shape"], ["r"]),
+        helper.make_node("Sub", ["r", "mean"], ["s"]),
+        helper.make_node("Div", ["s", "std"], ["n"]),
+        helper.make_node("Conv", ["n", "K", "kb"], ["c"], strides=[2, 2], pads=[1, 1, 0, 0]),
+        helper.make_node("Relu", ["c"], ["h"]),
+        helper.make_node("Flatten", ["h"], ["f"]),
+        helper.make_node("MatMul", ["f", "W"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["output"]),
+    ]
+    model = make_model(nodes, inits, [1, 36], 3)
+    net = Network.from_onnx(model)
+    assert net.input_shape == (36,)
+    x = rng.uniform(size=(20, 36))
+    np.testing.assert_allclose(net.forward(x), run_ort(model, x), atol=1e-4)
+
+
+def test_torch_exported_cnn_matches(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 4, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 7 * 7, 10)).eval()
+    path = tmp_path / "cnn.onnx"
+    # The legacy exporter: the dynamo one needs onnxscript, which is not installed.
+    torch.onnx.export(model, torch.zeros(1, 1, 14, 14), path, dynamo=False, input_names=["input"])
+    net = Network.from_onnx(path)
+    x = np.random.default_rng(0).uniform(size=(5, 1, 14, 14))
+    with torch.no_grad():
+        expected = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(net.forward(x), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("style", ["gemm", "matmul"])
+def test_export_round_trip(rng, style, tmp_path):
+    net = random_network(rng, [6, 5, 4, 3])
+    model = network_to_onnx(net, style)
+    path = tmp_path / "n.onnx"
+    onnx.save(model, path)
+    back = Network.from_onnx(path)
+    x = rng.uniform(size=(10, 6))
+    np.testing.assert_allclose(back.forward(x), net.forward(x), atol=1e-5)
+    np.testing.assert_allclose(run_ort(model, x), net.forward(x), atol=1e-4)
+
+
+def test_unsupported_op_named_with_position(rng):
+    nodes = [
+        helper.make_node("Flatten", ["input"], ["f"]),
+        helper.make_node("Gemm", ["f", "W", "b"], ["a"], transB=1),
+        helper.make_node("Sigmoid", ["a"], ["output"], name="sig"),
+    ]
+    model = make_model(nodes, {"W": rng.normal(size=(2, 3)), "b": np.zeros(2)}, [1, 3], 2)
+    with pytest.raises(UnsupportedLayer, match=r"Sigmoid 'sig' at node 2"):
+        Network.from_onnx(model)
+
+
+def test_malformed_file(tmp_path):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"\x08\x01garbage that is not protobuf \xff\xff")
+    with pytest.raises(DataError, match="not a readable ONNX"):
+        Network.from_onnx(path)
+    with pytest.raises(DataError, match="not found"):
+        Network.from_onnx(tmp_path / "missing.onnx")

@@ -1,0 +1,137 @@
+"""Soundness of verdicts: timeouts, failed re-checks, bad input, distortion and persistent models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import random_network
+from robustmip.errors import InvalidInput
+from robustmip.milp import ImageProblem, MilpSolver, SolveResult, find_adversarial, minimal_distortion, verify
+from robustmip.milp.encode import EncodedNetwork
+
+
+@pytest.fixture
+def small_case():
+    rng = np.random.default_rng(5)
+    net = random_network(rng, [6, 10, 8, 4])
+    x = rng.uniform(size=6)
+    return net, x, int(np.argmax(net.forward(x)))
+
+
+def hard_case():
+    rng = np.random.default_rng(11)
+    net = random_network(rng, [40, 80, 80, 80, 10], bias_scale=0.1)
+    x = rng.uniform(size=40)
+    return net, x, int(np.argmax(net.forward(x)))
+
+
+def test_time_limit_is_honoured_and_never_robust():
+    net, x, label = hard_case()
+    limit = 0.5
+    problem = ImageProblem(net, x, label, 0.5, bounds_method="interval", solver=MilpSolver("highs", limit))
+    verdict = problem.margin(target=(label + 1) % 10)
+    assert verdict.solver_status == "time_limit", "the instance must be hard enough to hit the limit"
+    assert verdict.times["solve"] < limit + 3.0
+    assert verdict.status in ("unknown", "adversarial")
+    if verdict.status == "unknown":
+        assert "time limit" in verdict.reason
+
+
+def _problem(small_case) -> ImageProblem:
+    net, x, label = small_case
+    return ImageProblem(net, x, label, 0.3)
+
+
+@pytest.mark.parametrize(
+    "result,expected",
+    [
+        (SolveResult("time_limit", None, None, False, 1.0, "highs"), "unknown"),
+        (SolveResult("time_limit", None, -0.5, False, 1.0, "highs"), "unknown"),
+        (SolveResult("time_limit", None, 0.2, False, 1.0, "highs"), "robust"),
+        (SolveResult("error", None, None, False, 1.0, "highs", "boom"), "unknown"),
+        (SolveResult("optimal", 0.3, 0.3, False, 1.0, "highs"), "robust"),
+        (SolveResult("optimal", 0.0, -1e-9, False, 1.0, "highs"), "unknown"),
+    ],
+)
+def test_interpretation_of_solver_outcomes(small_case, result, expected):
+    problem = _problem(small_case)
+    verdict = problem._interpret(result, target=None, decision=False)
+    assert verdict.status == expected
+    if expected == "unknown":
+        assert verdict.reason
+
+
+def test_point_failing_float64_recheck_is_not_adversarial(small_case, monkeypatch):
+    net, x, label = small_case
+    problem = ImageProblem(net, x, label, 0.3)
+    problem.encoding  # build before patching
+    monkeypatch.setattr(EncodedNetwork, "input_values", lambda self: x.copy())
+    claimed = SolveResult("optimal", -1.0, -1.0, True, 0.1, "highs")
+    verdict = problem._interpret(claimed, target=None, decision=False)
+    assert verdict.status == "unknown"
+    assert "re-check" in verdict.reason
+    assert verdict.counterexample is None
+
+
+def test_misclassified_image_is_its_own_counterexample(small_case):
+    net, x, label = small_case
+    wrong = (label + 1) % net.n_outputs
+    verdict = verify(net, x, wrong, 0.0)
+    assert verdict.status == "adversarial" and verdict.proof == "clean" and verdict.distortion == 0.0
+
+
+def test_eps_zero_on_correct_image_is_robust(small_case):
+    net, x, label = small_case
+    assert verify(net, x, label, 0.0).status == "robust"
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"eps": -0.1}, "eps"), ({"x": np.zeros(5)}, "expects shape"), ({"label": 7}, "label")],
+)
+def test_bad_input_raises(small_case, kwargs, match):
+    net, x, label = small_case
+    args = {"x": x, "label": label, "eps": 0.1, **kwargs}
+    with pytest.raises(InvalidInput, match=match):
+        verify(net, args["x"], args["label"], args["eps"])
+
+
+def test_image_outside_domain_raises(small_case):
+    net, x, label = small_case
+    with pytest.raises(InvalidInput, match="outside"):
+        verify(net, x + 2.0, label, 0.1)
+
+
+def test_minimal_distortion_brackets_the_robustness_radius(small_case):
+    net, x, label = small_case
+    result = minimal_distortion(net, x, label, margin_tolerance=1e-4)
+    assert result.status == "optimal"
+    assert result.lower_bound <= result.distortion + 1e-7
+    assert np.abs(result.counterexample.reshape(-1) - x).max() == pytest.approx(result.distortion)
+    below = verify(net, x, label, 0.9 * result.distortion)
+    above = verify(net, x, label, result.distortion + 1e-6)
+    assert below.status == "robust"
+    assert above.status == "adversarial"
+
+
+def test_persistent_problem_equals_fresh_problems(small_case):
+    net, x, label = small_case
+    problem = ImageProblem(net, x, label, 0.2)
+    for target in range(net.n_outputs):
+        if target == label:
+            continue
+        reused = problem.margin(target=target)
+        fresh = find_adversarial(net, x, label, 0.2, target=target)
+        assert reused.objective == pytest.approx(fresh.objective, abs=1e-7)
+        assert reused.status == fresh.status
+
+
+def test_counterexample_is_in_the_box_and_misclassified(small_case):
+    net, x, label = small_case
+    verdict = find_adversarial(net, x, label, 0.5)
+    assert verdict.status == "adversarial"
+    cx = verdict.counterexample.reshape(-1)
+    assert (cx >= np.maximum(x - 0.5, 0) - 1e-12).all() and (cx <= np.minimum(x + 0.5, 1) + 1e-12).all()
+    assert int(np.argmax(net.forward(cx))) != label
+    assert verdict.objective <= verdict.counterexample_margin + 1e-6
