@@ -1,0 +1,288 @@
+"""``robustmip train``, ``robustmip attack`` and ``robustmip info`` subcommands.
+
+:func:`add_subcommands` registers them on an argparse subparsers object; each handler takes the
+parsed arguments and returns the process exit code (0 on success, 2 on bad input or data, 130
+when interrupted), printing errors as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robustmip.attacks.evaluate import clean_accuracy, evaluate_pgd
+from robustmip.attacks.gradient import PGDConfig
+from robustmip.data import Dataset, load_dataset
+from robustmip.errors import InvalidInput, RobustMipError
+from robustmip.models import build_model, load_checkpoint, save_checkpoint
+from robustmip.training.loops import EpochStats, default_device, train
+
+Handler = Callable[[argparse.Namespace], int]
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _number(kind: type, minimum: float, strict: bool) -> Callable[[str], Any]:
+    """argparse type: a ``kind`` number ``> minimum`` (``strict``) or ``>= minimum``."""
+    relation = ">" if strict else ">="
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not (value > minimum if strict else value >= minimum):
+            raise argparse.ArgumentTypeError(f"must be {relation} {minimum}, got {text}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} {relation} {minimum}"
+    return parse
+
+
+nonneg_float = _number(float, 0, strict=False)
+pos_float = _number(float, 0, strict=True)
+pos_int = _number(int, 0, strict=True)
+nonneg_int = _number(int, 0, strict=False)
+
+
+def _reports_errors(handler: Handler) -> Handler:
+    """Turn robustmip errors and Ctrl-C into a one-line message on stderr and an exit code."""
+
+    @functools.wraps(handler)
+    def wrapped(args: argparse.Namespace) -> int:
+        name = getattr(args, "command", None) or handler.__name__.removeprefix("run_")
+        try:
+            return handler(args)
+        except RobustMipError as exc:
+            print(f"robustmip {name}: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print(f"robustmip {name}: interrupted; no output file was written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    return wrapped
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $ROBUSTMIP_DATA, "
+                        "then ~/.cache/robustmip, then the embedded subset)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="use the embedded MNIST subset (5000 train / 1000 test images)")
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--threads", type=pos_int, help="CPU threads for torch (default: torch's)")
+
+
+def _add_pgd_eval_options(parser: argparse.ArgumentParser, prefix: str, steps: int) -> None:
+    parser.add_argument(f"--{prefix}steps", type=pos_int, default=steps,
+                        help=f"PGD steps of the evaluation attack (default {steps})")
+    parser.add_argument(f"--{prefix}step-size", type=pos_float,
+                        help="PGD step size (default 2.5 * eps / steps)")
+    parser.add_argument(f"--{prefix}restarts", type=pos_int, default=1,
+                        help="PGD random restarts (default 1)")
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``train``, ``attack`` and ``info`` on ``subparsers``."""
+    p = subparsers.add_parser("train", help="train a model (standard or PGD adversarial)",
+                              description="Train a named architecture on MNIST and save a "
+                              "checkpoint; with --adv-eps > 0, PGD adversarial training.")
+    p.add_argument("--arch", default="mlp-100-100",
+                   help="mlp-H1-H2-..., lenet-300-100 or cnn-small (default mlp-100-100)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint to write (.pt)")
+    p.add_argument("--epochs", type=pos_int, default=10, help="epochs (default 10)")
+    p.add_argument("--lr", type=pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=pos_int, default=128, help="batch size (default 128)")
+    p.add_argument("--adv-eps", type=nonneg_float, default=0.0,
+                   help="l_inf radius of PGD adversarial training, pixels in [0,1] (default 0: "
+                   "standard training)")
+    p.add_argument("--pgd-steps", type=pos_int, default=10, help="PGD steps in training")
+    p.add_argument("--pgd-step-size", type=pos_float,
+                   help="PGD step size in training (default 2.5 * eps / steps)")
+    p.add_argument("--eps-ramp-epochs", type=nonneg_int, default=0,
+                   help="epochs over which the training eps grows linearly to --adv-eps")
+    _add_pgd_eval_options(p, "eval-", steps=40)
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
+    _add_data_options(p)
+    _add_runtime_options(p)
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser("attack", help="PGD accuracy of a checkpoint on MNIST test images",
+                              description="Clean and PGD accuracy of a checkpoint on the first "
+                              "N test images.")
+    p.add_argument("checkpoint", type=Path, help="checkpoint written by `robustmip train`")
+    p.add_argument("--eps", type=nonneg_float, required=True, help="l_inf radius (pixels in [0,1])")
+    p.add_argument("--n", type=pos_int, default=1000, help="first N test images (default 1000)")
+    _add_pgd_eval_options(p, "", steps=40)
+    p.add_argument("--batch-size", type=pos_int, default=500, help="images per batch")
+    p.add_argument("--save-adv", type=Path, help="write the adversarial images to this .npz")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_data_options(p)
+    _add_runtime_options(p)
+    p.set_defaults(func=run_attack)
+
+    p = subparsers.add_parser("info", help="print a checkpoint's metadata")
+    p.add_argument("checkpoint", type=Path, help="checkpoint written by `robustmip train`")
+    p.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    p.set_defaults(func=run_info)
+
+
+def _setup_runtime(args: argparse.Namespace) -> torch.device:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return torch.device(args.device) if args.device else default_device()
+    except RuntimeError as exc:
+        raise InvalidInput(f"unknown device {args.device!r}: {exc}") from exc
+
+
+def _load(args: argparse.Namespace, split: str) -> Dataset:
+    return load_dataset(split, "embedded" if args.embedded else "auto", args.data_dir)
+
+
+def _attack_description(attack: PGDConfig) -> str:
+    return (f"eps {attack.eps:g}, {attack.steps} steps of {attack.step_size:.4g}, "
+            f"{attack.restarts} restart{'s' if attack.restarts > 1 else ''}")
+
+
+def _print_epoch(stats: EpochStats, epochs: int) -> None:
+    test = f"  test acc {stats.test_accuracy:.4f}" if stats.test_accuracy is not None else ""
+    eps = f"  eps {stats.eps:.4f}" if stats.eps > 0 else ""
+    print(f"epoch {stats.epoch}/{epochs}  loss {stats.loss:.4f}  train acc "
+          f"{stats.train_accuracy:.4f}{test}{eps}  {stats.seconds:.1f} s", flush=True)
+
+
+def _test_metrics(model: torch.nn.Module, test_set: Dataset, args: argparse.Namespace,
+                  device: torch.device) -> dict[str, Any]:
+    """Clean test accuracy and, after adversarial training, PGD accuracy at the training eps."""
+    model.eval()
+    metrics: dict[str, Any] = {
+        "clean_test_accuracy": clean_accuracy(model, test_set.images, test_set.labels,
+                                              device=device),
+        "n_test": len(test_set)}
+    print(f"clean test accuracy: {100 * metrics['clean_test_accuracy']:.2f} % "
+          f"({len(test_set)} images)")
+    if args.adv_eps > 0:
+        attack = PGDConfig(args.adv_eps, args.eval_steps, args.eval_step_size, args.eval_restarts)
+        metrics["pgd_test_accuracy"] = evaluate_pgd(
+            model, test_set.images, test_set.labels, device=device, seed=args.seed,
+            **asdict(attack)).robust_accuracy
+        metrics["pgd_eval"] = asdict(attack)
+        print(f"PGD test accuracy ({_attack_description(attack)}): "
+              f"{100 * metrics['pgd_test_accuracy']:.2f} %")
+    return metrics
+
+
+def _check_writable(path: Path) -> None:
+    """InvalidInput unless ``path`` can be written (its folder is created if missing)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"cannot create the folder of {path}: {exc.strerror or exc}") from exc
+    if path.is_dir() or not os.access(path.parent, os.W_OK):
+        raise InvalidInput(f"cannot write {path}: not a writable file location")
+
+
+@_reports_errors
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of ``robustmip train``."""
+    device = _setup_runtime(args)
+    _check_writable(args.out)
+    model = build_model(args.arch, seed=args.seed)
+    adv = (PGDConfig(args.adv_eps, args.pgd_steps, args.pgd_step_size) if args.adv_eps > 0
+           else None)
+    train_set, test_set = _load(args, "train"), _load(args, "test")
+    print(f"training {args.arch} on {len(train_set)} {train_set.source} MNIST images "
+          f"({'PGD ' + _attack_description(adv) if adv else 'standard'}) on {device}", flush=True)
+    start = time.perf_counter()
+    history = train(model, train_set, test_set, epochs=args.epochs, lr=args.lr,
+                    batch_size=args.batch_size, seed=args.seed, adv=adv,
+                    eps_ramp_epochs=args.eps_ramp_epochs, device=device,
+                    progress=not args.quiet and sys.stderr.isatty(),
+                    on_epoch=lambda stats: _print_epoch(stats, args.epochs))
+    metrics = {"train_seconds": time.perf_counter() - start, "history": history.to_dict(),
+               **_test_metrics(model, test_set, args, device)}
+    config = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+              "optimizer": "adam", "adv": asdict(adv) if adv else None,
+              "eps_ramp_epochs": args.eps_ramp_epochs, "data_source": train_set.source,
+              "n_train": len(train_set), "test_fingerprint": test_set.fingerprint,
+              "device": str(device), "threads": torch.get_num_threads()}
+    save_checkpoint(args.out, model, args.arch, config, train_set.fingerprint, args.seed, metrics)
+    print(f"saved {args.out}")
+    return 0
+
+
+@_reports_errors
+def run_attack(args: argparse.Namespace) -> int:
+    """Handler of ``robustmip attack``."""
+    device = _setup_runtime(args)
+    if args.save_adv is not None:
+        _check_writable(args.save_adv)
+    model, meta = load_checkpoint(args.checkpoint)
+    model.to(device)
+    attack = PGDConfig(args.eps, args.steps, args.step_size, args.restarts)
+    test_set = _load(args, "test")
+    if args.n > len(test_set):
+        print(f"note: only {len(test_set)} {test_set.source} test images; using all of them",
+              file=sys.stderr)
+    data = test_set.head(args.n)
+    outcome = evaluate_pgd(model, data.images, data.labels, batch_size=args.batch_size,
+                           device=device, seed=args.seed, **asdict(attack))
+    clean, robust = outcome.clean_accuracy, outcome.robust_accuracy
+    result = {"checkpoint": str(args.checkpoint), "arch": meta.arch, "n": len(data),
+              "data_source": data.source, "data_fingerprint": data.fingerprint,
+              "clean_accuracy": clean, "pgd_accuracy": robust, "attack": asdict(attack),
+              "seed": args.seed}
+    if args.save_adv is not None:
+        np.savez_compressed(args.save_adv, x_adv=outcome.x_adv, labels=data.labels,
+                            indices=np.arange(len(data)), eps=np.float64(args.eps),
+                            adv_correct=outcome.adv_correct)
+        result["saved_adv"] = str(args.save_adv)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{meta.arch} on {len(data)} {data.source} test images")
+        print(f"clean accuracy: {100 * clean:.2f} %")
+        print(f"PGD accuracy ({_attack_description(attack)}): {100 * robust:.2f} %")
+        if args.save_adv is not None:
+            print(f"saved adversarial images to {args.save_adv}")
+    return 0
+
+
+def _summarize(value: Any) -> str:
+    """One-line text of a metadata value; a training history as its epoch count."""
+    if isinstance(value, dict) and "epochs" in value and isinstance(value["epochs"], list):
+        return f"{len(value['epochs'])} epochs"
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+@_reports_errors
+def run_info(args: argparse.Namespace) -> int:
+    """Handler of ``robustmip info``."""
+    _, meta = load_checkpoint(args.checkpoint)
+    info = meta.to_dict()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key in ("arch", "seed", "data_fingerprint", "torch_version", "format_version"):
+        print(f"{key}: {info[key]}")
+    for section in ("train_config", "metrics"):
+        print(f"{section}:")
+        for key, value in info[section].items():
+            print(f"  {key}: {_summarize(value)}")
+    return 0
