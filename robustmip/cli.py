@@ -53,6 +53,14 @@ def _add_solver_options(parser: argparse.ArgumentParser, default_timeout: float 
     parser.add_argument("--bounds", choices=BOUNDS_METHODS, default="lp",
                         help="bound tightening before the MILP (default lp)")
     parser.add_argument("--threads", type=pos_int, default=1, help="solver threads (default 1)")
+    parser.add_argument("--no-pgd", action="store_true",
+                        help="skip the PGD falsification that runs before every MILP")
+
+
+def _falsifier(args: argparse.Namespace):
+    from robustmip.attacks.falsify import property_falsifier
+
+    return None if args.no_pgd else property_falsifier()
 
 
 def verdict_row(index: int, verdict: Verdict) -> dict:
@@ -86,10 +94,11 @@ def run_verify(args: argparse.Namespace) -> int:
     net = load_network(args.model)
     data = load_dataset("test", "embedded" if args.embedded else "auto", args.data_dir)
     engine = MilpSolver(args.solver, args.timeout, args.threads)
+    falsifier = _falsifier(args)
     rows = []
     for i in range(min(args.n, len(data))):
         verdict = verify(net, data.images[i], int(data.labels[i]), args.eps, solver=engine,
-                         bounds_method=args.bounds, threads=args.threads)
+                         bounds_method=args.bounds, threads=args.threads, falsifier=falsifier)
         rows.append(verdict_row(i, verdict))
         if not args.json:
             print_verdict_table(rows[-1:], header=i == 0)
@@ -110,7 +119,7 @@ def run_verify_vnnlib(args: argparse.Namespace) -> int:
         net = Network.from_onnx(args.onnx)
         prop = load_vnnlib(args.vnnlib)
         result = check_property(net, prop, timeout=args.timeout, solver=args.solver,
-                                bounds_method=args.bounds, threads=args.threads)
+                                bounds_method=args.bounds, threads=args.threads, falsifier=_falsifier(args))
     except RobustMipError as exc:
         result = VnnResult("error", 0.0, reason=str(exc))
     text = result.result_file_text()
@@ -129,7 +138,7 @@ def run_vnncomp(args: argparse.Namespace) -> int:
 
     check_solver(args.solver)
     rows = run_benchmark(args.instances, args.root, args.out, solver=args.solver,
-                         bounds_method=args.bounds, expected_csv=args.expected)
+                         bounds_method=args.bounds, expected_csv=args.expected, falsifier=_falsifier(args))
     summary = summarize(rows)
     print(json.dumps(summary, indent=2))
     return 0

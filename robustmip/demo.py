@@ -11,6 +11,7 @@ import importlib.resources
 import json
 import time
 
+from robustmip.attacks.falsify import property_falsifier
 from robustmip.cli import print_verdict_table, verdict_row
 from robustmip.data import load_dataset
 from robustmip.milp import MilpSolver, verify
@@ -31,17 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1], help="l-inf radii")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per MILP")
     parser.add_argument("--json", help="also write the rows as JSON to this file")
+    parser.add_argument("--no-pgd", action="store_true", help="skip the PGD pass before each MILP")
     args = parser.parse_args(argv)
 
     net = load_demo_network()
     data = load_dataset("test", "embedded")
     solver = MilpSolver("highs", args.timeout)
-    print(f"robustmip demo: {net} on {args.n} embedded MNIST test images, HiGHS, LP-tightened bounds\n")
+    falsifier = None if args.no_pgd else property_falsifier()
+    print(f"robustmip demo: {net} on {args.n} embedded MNIST test images: PGD first, then the exact MILP "
+          "(HiGHS, LP-tightened bounds)\n")
     start = time.perf_counter()
     rows = []
     for eps in args.eps:
         for i in range(args.n):
-            verdict = verify(net, data.images[i], int(data.labels[i]), eps, solver=solver)
+            verdict = verify(net, data.images[i], int(data.labels[i]), eps, solver=solver, falsifier=falsifier)
             rows.append(verdict_row(i, verdict))
             print_verdict_table(rows[-1:], header=len(rows) == 1)
     print()

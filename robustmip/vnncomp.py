@@ -16,10 +16,13 @@ from tqdm import tqdm
 
 from robustmip.bounds import BoundsMethod
 from robustmip.errors import DataError, RobustMipError
+from robustmip.milp.verify import Falsifier
 from robustmip.network import Network
 from robustmip.vnnlib import VnnResult, check_property, load_vnnlib
 
-RESULT_FIELDS = ["onnx", "vnnlib", "timeout", "result", "seconds", "bounds_s", "build_s", "solve_s", "expected", "reason"]
+RESULT_FIELDS = [
+    "onnx", "vnnlib", "timeout", "result", "seconds", "falsify_s", "bounds_s", "build_s", "solve_s", "expected", "reason",
+]
 
 
 @dataclass(frozen=True)
@@ -70,14 +73,16 @@ def _done(out: Path) -> dict[tuple[str, str], dict]:
         return {(r["onnx"], r["vnnlib"]): r for r in csv.DictReader(handle)}
 
 
-def run_instance(root: Path, inst: Instance, solver: str, bounds_method: BoundsMethod) -> VnnResult:
+def run_instance(
+    root: Path, inst: Instance, solver: str, bounds_method: BoundsMethod, falsifier: Falsifier | None = None
+) -> VnnResult:
     """Load and decide one instance; load or parse errors become an ``error`` result."""
     try:
         net = Network.from_onnx(root / inst.onnx)
         prop = load_vnnlib(root / inst.vnnlib)
     except RobustMipError as exc:
         return VnnResult("error", 0.0, reason=str(exc))
-    return check_property(net, prop, timeout=inst.timeout, solver=solver, bounds_method=bounds_method)
+    return check_property(net, prop, timeout=inst.timeout, solver=solver, bounds_method=bounds_method, falsifier=falsifier)
 
 
 def run_benchmark(
@@ -89,8 +94,12 @@ def run_benchmark(
     bounds_method: BoundsMethod = "lp",
     expected_csv: str | Path | None = None,
     progress: bool = True,
+    falsifier: Falsifier | None = None,
 ) -> list[dict]:
-    """Run every instance not yet in ``out``; return all rows of ``out`` (old and new)."""
+    """Run every instance not yet in ``out``; return all rows of ``out`` (old and new).
+
+    ``falsifier`` (e.g. PGD) is tried on every property before its MILP.
+    """
     instances_csv = Path(instances_csv)
     root = Path(root) if root is not None else instances_csv.parent
     out = Path(out)
@@ -106,10 +115,10 @@ def run_benchmark(
             writer.writeheader()
         bar: Iterable[Instance] = tqdm(todo, desc="vnncomp", unit="inst", disable=not progress)
         for inst in bar:
-            res = run_instance(root, inst, solver, bounds_method)
+            res = run_instance(root, inst, solver, bounds_method, falsifier)
             row = {
                 "onnx": inst.onnx, "vnnlib": inst.vnnlib, "timeout": inst.timeout, "result": res.result,
-                "seconds": f"{res.seconds:.3f}", "bounds_s": f"{res.times.get('bounds', 0.0):.3f}",
+                "seconds": f"{res.seconds:.3f}", "falsify_s": f"{res.times.get('falsify', 0.0):.3f}", "bounds_s": f"{res.times.get('bounds', 0.0):.3f}",
                 "build_s": f"{res.times.get('build', 0.0):.3f}", "solve_s": f"{res.times.get('solve', 0.0):.3f}",
                 "expected": expected.get((Path(inst.onnx).name, Path(inst.vnnlib).name), ""),
                 "reason": res.reason,

@@ -23,7 +23,7 @@ from robustmip.bounds import BoundsMethod
 from robustmip.errors import DataError, VnnlibError
 from robustmip.milp.objectives import OutputConjunction
 from robustmip.milp.solve import MilpSolver
-from robustmip.milp.verify import decide_output_property
+from robustmip.milp.verify import Falsifier, decide_output_property
 from robustmip.network import Network
 
 _VAR = re.compile(r"^([XY])_(\d+)$")
@@ -250,8 +250,13 @@ def check_property(
     solver: str = "highs",
     bounds_method: BoundsMethod = "lp",
     threads: int = 1,
+    falsifier: Falsifier | None = None,
 ) -> VnnResult:
-    """Decide a parsed property on ``net`` within ``timeout`` seconds (wall, bounds included)."""
+    """Decide a parsed property on ``net`` within ``timeout`` seconds (wall, bounds included).
+
+    ``falsifier`` (e.g. :func:`robustmip.attacks.falsify.property_falsifier`) is tried on each case
+    before its MILP.
+    """
     start = time.perf_counter()
     if prop.n_inputs != net.n_inputs or prop.n_outputs != net.n_outputs:
         return VnnResult(
@@ -259,7 +264,7 @@ def check_property(
             reason=f"property has {prop.n_inputs} inputs/{prop.n_outputs} outputs, the net {net.n_inputs}/{net.n_outputs}",
         )
     engine = MilpSolver(solver, timeout, threads)
-    totals = {"bounds": 0.0, "build": 0.0, "solve": 0.0}
+    totals = {"falsify": 0.0, "bounds": 0.0, "build": 0.0, "solve": 0.0}
     undecided = ""
     for case in prop.cases:
         left = timeout - (time.perf_counter() - start)
@@ -267,7 +272,7 @@ def check_property(
             return VnnResult("timeout", time.perf_counter() - start, reason="time limit", times=totals)
         res = decide_output_property(
             net, case.lower, case.upper, case.conjunctions,
-            solver=engine, time_limit=left, bounds_method=bounds_method, threads=threads,
+            solver=engine, time_limit=left, bounds_method=bounds_method, threads=threads, falsifier=falsifier,
         )
         for k in totals:
             totals[k] += res.times.get(k, 0.0)

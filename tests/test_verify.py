@@ -135,3 +135,35 @@ def test_counterexample_is_in_the_box_and_misclassified(small_case):
     assert (cx >= np.maximum(x - 0.5, 0) - 1e-12).all() and (cx <= np.minimum(x + 0.5, 1) + 1e-12).all()
     assert int(np.argmax(net.forward(cx))) != label
     assert verdict.objective <= verdict.counterexample_margin + 1e-6
+
+
+def test_missing_solver_is_a_clear_error(monkeypatch):
+    from pyomo.contrib.appsi.base import Solver
+    from pyomo.contrib.appsi.solvers import Gurobi
+
+    from robustmip.errors import SolverNotAvailable
+
+    monkeypatch.setattr(Gurobi, "available", lambda self: Solver.Availability.NotFound)
+    with pytest.raises(SolverNotAvailable, match="--solver highs"):
+        MilpSolver("gurobi")
+    with pytest.raises(InvalidInput, match="unknown solver"):
+        MilpSolver("cplex")
+
+
+def test_falsifier_candidates_are_rechecked(small_case):
+    net, x, label = small_case
+    lying = lambda net_, lower, upper, conj: x.copy()  # noqa: E731  (claims the clean image is adversarial)
+    assert verify(net, x, label, 0.01, falsifier=lying).status == "robust"
+    outside = lambda net_, lower, upper, conj: x + 5.0  # noqa: E731  (far outside the box)
+    verdict = verify(net, x, label, 0.01, falsifier=outside)
+    assert verdict.status == "robust"
+
+
+def test_pgd_falsifier_finds_what_the_milp_finds(small_case):
+    from robustmip.attacks.falsify import property_falsifier
+
+    net, x, label = small_case
+    verdict = verify(net, x, label, 0.5, falsifier=property_falsifier())
+    assert verdict.status == "adversarial" and verdict.proof == "pgd"
+    assert int(np.argmax(net.forward(verdict.counterexample))) != label
+    assert np.abs(verdict.counterexample.reshape(-1) - x).max() <= 0.5 + 1e-12

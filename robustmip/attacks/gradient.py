@@ -12,6 +12,7 @@ cross-entropy of the target. The model's mode and parameter gradients are left u
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -91,18 +92,24 @@ def linf_box(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     return lo, hi
 
 
-def _attack_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 target: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example attack objective to maximise ``(N,)`` and success flags ``(N,)`` at ``x``."""
-    logits = model(x)
-    if target is None:
-        return F.cross_entropy(logits, y, reduction="none"), logits.argmax(1) != y
-    return -F.cross_entropy(logits, target, reduction="none"), logits.argmax(1) == target
+Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``x (N, ...) -> (objective to maximise (N,), success flags (N,))``."""
 
 
-def signed_gradient_step(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
-                         target: torch.Tensor | None, step_size: float, lo: torch.Tensor,
-                         hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _attack_loss(model: nn.Module, y: torch.Tensor, target: torch.Tensor | None) -> Objective:
+    """The classification attack objective: cross-entropy of ``y`` (or minus that of ``target``)."""
+
+    def objective(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(x)
+        if target is None:
+            return F.cross_entropy(logits, y, reduction="none"), logits.argmax(1) != y
+        return -F.cross_entropy(logits, target, reduction="none"), logits.argmax(1) == target
+
+    return objective
+
+
+def signed_gradient_step(objective_fn: Objective, x_adv: torch.Tensor, step_size: float | torch.Tensor,
+                         lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One l_inf step: ``clip(x_adv + step_size * sign(grad objective), lo, hi)``.
 
     Returns ``(x_next, objective, success)`` where the last two are evaluated at ``x_adv``
@@ -110,7 +117,7 @@ def signed_gradient_step(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
     """
     with torch.enable_grad():
         point = x_adv.detach().requires_grad_(True)
-        objective, success = _attack_loss(model, point, y, target)
+        objective, success = objective_fn(point)
         (grad,) = torch.autograd.grad(objective.sum(), point)
     x_next = torch.clamp(point.detach() + step_size * grad.sign(), lo, hi)
     return x_next, objective.detach(), success
@@ -121,14 +128,8 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     """Fast gradient sign method: one step of size ``eps`` from ``x``; returns ``(N, ...)``."""
     _check_inputs(x, y, target)
     lo, hi = linf_box(x, eps)
-    x_adv, _, _ = signed_gradient_step(model, x, y, target, eps, lo, hi)
+    x_adv, _, _ = signed_gradient_step(_attack_loss(model, y, target), x, eps, lo, hi)
     return x_adv
-
-
-def _random_start(x: torch.Tensor, eps: float, lo: torch.Tensor, hi: torch.Tensor,
-                  generator: torch.Generator | None) -> torch.Tensor:
-    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return torch.clamp(x + (2 * noise - 1) * eps, lo, hi)
 
 
 class _Best:
@@ -136,15 +137,44 @@ class _Best:
 
     def __init__(self, x: torch.Tensor) -> None:
         self.x = x.detach().clone()
-        self.objective = torch.full((x.shape[0],), float("-inf"), device=x.device)
+        self.objective = torch.full((x.shape[0],), float("-inf"), device=x.device, dtype=torch.float64)
         self.success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
 
     def update(self, x: torch.Tensor, objective: torch.Tensor, success: torch.Tensor) -> None:
+        objective = objective.double()
         better = ((success & ~self.success)
                   | ((success == self.success) & (objective > self.objective)))
         self.x[better] = x[better]
         self.objective = torch.where(better, objective, self.objective)
         self.success = self.success | success
+
+
+def projected_gradient_ascent(objective_fn: Objective, x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *,
+                              steps: int, step_size: float | torch.Tensor, restarts: int = 1,
+                              random_start: bool = True, radius: float | torch.Tensor = 0.0,
+                              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Maximise ``objective_fn`` over the box ``[lo, hi]`` by signed gradient steps, with restarts.
+
+    Each restart starts at ``x`` or (``random_start``) at ``clip(x + U(-radius, radius), lo, hi)`` and
+    takes ``steps`` steps of ``step_size``, each projected onto the box. Of all iterates of all
+    restarts, each example keeps one that succeeds if any, choosing by the highest objective among
+    equals. Returns points of the shape and dtype of ``x``.
+    """
+    best = _Best(x)
+    for _ in range(restarts):
+        if random_start:
+            noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x_adv = torch.clamp(x + (2 * noise - 1) * radius, lo, hi)
+        else:
+            x_adv = x.detach()
+        for _ in range(steps):
+            x_next, objective, success = signed_gradient_step(objective_fn, x_adv, step_size, lo, hi)
+            best.update(x_adv, objective, success)
+            x_adv = x_next
+        with torch.no_grad():
+            objective, success = objective_fn(x_adv)
+        best.update(x_adv, objective, success)
+    return best.x
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 40,
@@ -167,15 +197,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: i
     if generator is None and seed is not None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
     lo, hi = linf_box(x, eps)
-    best = _Best(x)
-    for _ in range(config.restarts):
-        x_adv = _random_start(x, eps, lo, hi, generator) if config.random_start else x.detach()
-        for _ in range(config.steps):
-            x_next, objective, success = signed_gradient_step(
-                model, x_adv, y, target, config.step_size, lo, hi)
-            best.update(x_adv, objective, success)
-            x_adv = x_next
-        with torch.no_grad():
-            objective, success = _attack_loss(model, x_adv, y, target)
-        best.update(x_adv, objective, success)
-    return best.x
+    return projected_gradient_ascent(
+        _attack_loss(model, y, target), x, lo, hi, steps=config.steps, step_size=config.step_size,
+        restarts=config.restarts, random_start=config.random_start, radius=eps, generator=generator,
+    )

@@ -95,13 +95,17 @@ def untargeted_margin(enc: EncodedNetwork, label: int, targets: Sequence[int] | 
     targets = candidate_targets(enc.bounds, label) if targets is None else [_check_class(enc, t, "target") for t in targets]
     if not targets or label in targets:
         raise InvalidInput("targets must be non-empty and must not contain the label")
-    n = enc.net.n_outputs
+    return -add_disjunction(enc, robustness_conjunctions(enc.net.n_outputs, label, targets), name)
+
+
+def robustness_conjunctions(n_outputs: int, label: int, targets: Sequence[int]) -> list[OutputConjunction]:
+    """``y_label - y_t <= 0`` for each target: "some target reaches the label's logit"."""
     conjunctions = []
     for t in targets:
-        a = np.zeros((1, n))
+        a = np.zeros((1, n_outputs))
         a[0, label], a[0, t] = 1.0, -1.0
         conjunctions.append((a, np.zeros(1)))
-    return -add_disjunction(enc, conjunctions, name)
+    return conjunctions
 
 
 def add_linf_distortion(enc: EncodedNetwork, center: np.ndarray, name: str = "distortion") -> pyo.Var:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import pyomo.environ as pyo
@@ -27,6 +27,7 @@ from robustmip.milp.objectives import (
     add_linf_distortion,
     candidate_targets,
     output_expression,
+    robustness_conjunctions,
     targeted_margin,
     untargeted_margin,
 )
@@ -34,6 +35,9 @@ from robustmip.milp.solve import MilpSolver, SolveResult
 from robustmip.network import Network
 
 Outcome = Literal["robust", "adversarial", "unknown"]
+Falsifier = Callable[[Network, np.ndarray, np.ndarray, Sequence[OutputConjunction]], "np.ndarray | None"]
+"""``(net, lower, upper, conjunctions) -> candidate input or None``: a cheap search (e.g. PGD, see
+:mod:`robustmip.attacks.falsify`) run before any MILP. Its candidates are re-checked here."""
 
 
 @dataclass
@@ -287,12 +291,14 @@ def verify(
     bounds_method: BoundsMethod = "lp",
     threads: int = 1,
     domain: tuple[float | None, float | None] = (0.0, 1.0),
+    falsifier: Falsifier | None = None,
 ) -> Verdict:
     """Decide whether every input within l-infinity ``eps`` of ``x`` (clipped to ``domain``) keeps ``label``.
 
     Returns a :class:`Verdict`: ``robust`` (proved by bounds or the MILP), ``adversarial`` (with a
     re-checked counterexample; an image that is misclassified already is its own counterexample) or
-    ``unknown`` (with the reason). One untargeted MILP answers all classes at once.
+    ``unknown`` (with the reason). A ``falsifier`` (e.g. PGD) is tried first; otherwise one
+    untargeted MILP answers all classes at once.
     """
     flat = _validate(net, x, label, eps, domain)
     clean_ok, _, margin, predicted = recheck(net, flat, int(label), (flat, flat))
@@ -302,6 +308,20 @@ def verify(
             counterexample_margin=margin, predicted=predicted, distortion=0.0, proof="clean",
             reason="the image itself is misclassified",
         )
+    if falsifier is not None:
+        start = time.perf_counter()
+        box = input_box(flat, eps, *domain)
+        targets = [t for t in range(net.n_outputs) if t != int(label)]
+        candidate = falsifier(net, *box, robustness_conjunctions(net.n_outputs, int(label), targets))
+        seconds = time.perf_counter() - start
+        if candidate is not None:
+            ok, point, margin, predicted = recheck(net, candidate, int(label), box)
+            if ok:
+                return Verdict(
+                    "adversarial", int(label), float(eps), counterexample=point.reshape(net.input_shape),
+                    counterexample_margin=margin, predicted=predicted,
+                    distortion=float(np.abs(point - flat).max()), proof="pgd", times={"falsify": seconds},
+                )
     problem = ImageProblem(
         net, flat, label, eps, solver=solver, time_limit=time_limit,
         bounds_method=bounds_method, threads=threads, domain=domain,
@@ -465,6 +485,7 @@ def decide_output_property(
     time_limit: float | None = 60.0,
     bounds_method: BoundsMethod = "lp",
     threads: int = 1,
+    falsifier: Falsifier | None = None,
 ) -> PropertyResult:
     """Decide ``exists x in [lower, upper]: OR_i (A_i z_out(x) <= c_i)``.
 
@@ -473,8 +494,17 @@ def decide_output_property(
     slack to move away from the boundary. ``unsat`` comes from the bounds or a proved infeasibility.
     """
     start = time.perf_counter()
+    falsify_seconds = 0.0
+    if falsifier is not None:
+        candidate = falsifier(net, lower, upper, conjunctions)
+        falsify_seconds = time.perf_counter() - start
+        if candidate is not None:
+            point = np.clip(np.asarray(candidate, dtype=np.float64).reshape(-1), lower, upper)
+            outputs = net.forward(point)
+            if _satisfies(outputs, conjunctions):
+                return PropertyResult("sat", point, outputs, "pgd", times={"falsify": falsify_seconds})
     bounds = compute_bounds(net, lower, upper, method=bounds_method, threads=threads)
-    times = {"bounds": bounds.seconds, "build": 0.0, "solve": 0.0}
+    times = {"falsify": falsify_seconds, "bounds": bounds.seconds, "build": 0.0, "solve": 0.0}
     engine = solver if isinstance(solver, MilpSolver) else MilpSolver(solver, time_limit, threads)
     build_start = time.perf_counter()
     enc = encode(net, bounds)
