@@ -251,6 +251,7 @@ def check_property(
     bounds_method: BoundsMethod = "lp",
     threads: int = 1,
     falsifier: Falsifier | None = None,
+    strategy: Literal["split", "joint"] = "split",
 ) -> VnnResult:
     """Decide a parsed property on ``net`` within ``timeout`` seconds (wall, bounds included).
 
@@ -272,7 +273,7 @@ def check_property(
             return VnnResult("timeout", time.perf_counter() - start, reason="time limit", times=totals)
         res = decide_output_property(
             net, case.lower, case.upper, case.conjunctions,
-            solver=engine, time_limit=left, bounds_method=bounds_method, threads=threads, falsifier=falsifier,
+            solver=engine, time_limit=left, bounds_method=bounds_method, threads=threads, falsifier=falsifier, strategy=strategy,
         )
         for k in totals:
             totals[k] += res.times.get(k, 0.0)

@@ -60,7 +60,8 @@ def test_output_min_max_match_enumeration(dims, seed):
 
 
 @pytest.mark.parametrize("dims,seed", CASES)
-def test_verify_decision_agrees_with_enumeration(dims, seed):
+@pytest.mark.parametrize("strategy", ["split", "joint"])
+def test_verify_decision_agrees_with_enumeration(dims, seed, strategy):
     net, x, label = _setup(dims, seed)
     for eps in (0.02, 0.1, 0.3):
         lower, upper = input_box(x, eps)
@@ -68,7 +69,7 @@ def test_verify_decision_agrees_with_enumeration(dims, seed):
             exact_min(net, np.eye(net.n_outputs)[label] - np.eye(net.n_outputs)[t], lower, upper)
             for t in range(net.n_outputs) if t != label
         )
-        verdict = verify(net, x, label, eps)
+        verdict = verify(net, x, label, eps, strategy=strategy)
         if exact > 1e-7:
             assert verdict.status == "robust"
         elif exact < -1e-7:

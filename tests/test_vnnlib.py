@@ -78,14 +78,15 @@ def test_malformed_properties_raise(text, match):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_decisions_match_brute_force(seed):
+@pytest.mark.parametrize("strategy", ["split", "joint"])
+def test_decisions_match_brute_force(seed, strategy):
     rng = np.random.default_rng(seed)
     net = random_network(rng, [3, 5, 4, 3])
     x = rng.uniform(size=3)
     label = int(np.argmax(net.forward(x)))
     for eps in (0.05, 0.3):
         prop = parse_vnnlib(robustness_vnnlib(x, label, eps, n_out=3))
-        result = check_property(net, prop, timeout=30)
+        result = check_property(net, prop, timeout=30, strategy=strategy)
         lower, upper = prop.cases[0].lower, prop.cases[0].upper
         exact = min(exact_min(net, np.eye(3)[label] - np.eye(3)[t], lower, upper) for t in range(3) if t != label)
         if exact < -1e-7:

