@@ -13,6 +13,15 @@ For a ReLU neuron with pre-activation ``a = W h_prev + b`` and sound bounds ``l 
 
 Identity layers (the logits) get ``z = a``. Every variable also carries its bound interval.
 
+Pre-activation shifts (the one hook for callers that change what a ReLU sees, e.g. MIP pruning):
+``encode(..., preactivation_shift={k: PreactivationShift(expr, lower, upper)})`` replaces, in ReLU layer
+``k``, the pre-activation ``a_j`` by ``a_j + expr(j)``, where ``expr(j)`` is any Pyomo expression (it
+may use variables outside the block) whose value always lies in ``[lower[j], upper[j]]``. Everything
+above then applies to the shifted pre-activation with the bounds ``[l + lower, u + upper]``: stability,
+the binaries, the big-M constants and the bounds of ``z``. A neuron whose shifted upper bound is
+``<= 0`` stays fixed at 0. The caller must make the bounds of the *later* layers sound for the shifted
+network. Without shifts (the default) the encoding is exactly the plain one above.
+
 The returned :class:`EncodedNetwork` exposes the input variables, each layer's output variables and the
 binaries, so callers add their own constraints and objectives (see :mod:`robustmip.milp.objectives`).
 """
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import pyomo.environ as pyo
@@ -70,6 +80,35 @@ class EncodedNetwork:
         return sum(len(v) for v in self.binaries if v is not None)
 
 
+class PreactivationShift(NamedTuple):
+    """A term added to the pre-activations of one ReLU layer (see the module docstring).
+
+    Attributes:
+        expr: ``j -> `` Pyomo expression (or number) added to neuron ``j``'s pre-activation.
+        lower, upper: float64 ``(n_k,)`` sound bounds of ``expr(j)``'s value.
+    """
+
+    expr: Callable[[int], Any]
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def _shifted_bounds(
+    net: Network, k: int, shift: PreactivationShift, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of layer ``k``'s shifted pre-activation; InvalidInput for a malformed shift."""
+    layer = net.layers[k]
+    if layer.activation != "relu":
+        raise InvalidInput(f"preactivation_shift given for layer {k}, which has no ReLU")
+    s_lo = np.asarray(shift.lower, dtype=np.float64).reshape(-1)
+    s_up = np.asarray(shift.upper, dtype=np.float64).reshape(-1)
+    if s_lo.shape != (layer.n_out,) or s_up.shape != (layer.n_out,):
+        raise InvalidInput(f"preactivation_shift of layer {k} needs {layer.n_out} lower and upper bounds")
+    if not (np.isfinite(s_lo).all() and np.isfinite(s_up).all()) or (s_lo > s_up).any():
+        raise InvalidInput(f"preactivation_shift of layer {k} has non-finite bounds or lower > upper")
+    return lower + s_lo, upper + s_up
+
+
 def _affine_expr(W_row: np.ndarray, b: float, prev: pyo.Var, keep: np.ndarray) -> LinearExpression:
     """``sum_i W_row[i] * prev[i] + b`` over the previous neurons in ``keep`` with nonzero weight."""
     idx = keep[W_row[keep] != 0.0]
@@ -78,16 +117,26 @@ def _affine_expr(W_row: np.ndarray, b: float, prev: pyo.Var, keep: np.ndarray) -
     )
 
 
-def encode(net: Network, bounds: Bounds, block: pyo.Block | None = None) -> EncodedNetwork:
+def encode(
+    net: Network,
+    bounds: Bounds,
+    block: pyo.Block | None = None,
+    preactivation_shift: Mapping[int, PreactivationShift] | None = None,
+) -> EncodedNetwork:
     """Build the big-M encoding of ``net`` over the box of ``bounds`` into ``block``.
 
     Args:
         net: the network.
         bounds: sound pre-activation bounds over the input box (from :func:`robustmip.bounds.compute_bounds`).
         block: an existing (empty) Pyomo block or model to build into; a new ``ConcreteModel`` if None.
+        preactivation_shift: ReLU layer index -> :class:`PreactivationShift` added to that layer's
+            pre-activations before the ReLU (see the module docstring); None for the plain network.
     """
     if len(bounds.lower) != len(net.layers):
         raise InvalidInput("bounds were computed for a different network (layer count differs)")
+    shifts = dict(preactivation_shift or {})
+    if any(not 0 <= k < len(net.layers) for k in shifts):
+        raise InvalidInput(f"preactivation_shift names layers {sorted(shifts)}; the network has {len(net.layers)}")
     start = time.perf_counter()
     block = pyo.ConcreteModel() if block is None else block
     n0 = net.n_inputs
@@ -99,9 +148,15 @@ def encode(net: Network, bounds: Bounds, block: pyo.Block | None = None) -> Enco
     for k, layer in enumerate(net.layers):
         lower, upper = bounds.lower[k], bounds.upper[k]
         h_lo, h_up = bounds.post_activation(k)
+        shift = shifts.get(k)
+        if shift is not None:
+            lower, upper = _shifted_bounds(net, k, shift, lower, upper)
+            h_lo, h_up = np.maximum(lower, 0.0), np.maximum(upper, 0.0)
         h = pyo.Var(range(layer.n_out), bounds=lambda _, j: (float(h_lo[j]), float(h_up[j])))
         block.add_component(f"h{k}", h)
         pre = {j: _affine_expr(layer.W[j], layer.b[j], prev, keep) for j in range(layer.n_out)}
+        if shift is not None:
+            pre = {j: pre[j] + shift.expr(j) for j in range(layer.n_out) if upper[j] > 0.0}
         if layer.activation == "identity":
             block.add_component(f"affine{k}", pyo.Constraint(range(layer.n_out), rule=lambda _, j: h[j] == pre[j]))
             binaries.append(None)

@@ -144,14 +144,34 @@ class MilpSolver:
             return opts
         return {"Threads": self.threads, "MIPGapAbs": 1e30 if first_solution else 1e-9}
 
-    def solve(self, model: pyo.Block, time_limit: float | None = None, first_solution: bool = False) -> SolveResult:
+    def _warm_start(self, model: pyo.Block) -> None:
+        """Hand the variables' current values to the solver as a MIP start."""
+        if self.name == "highs":
+            self._appsi.config.warmstart = True
+            return
+        self._appsi.set_instance(model)
+        for var in model.component_data_objects(pyo.Var, active=True, descend_into=True):
+            if var.value is not None and not var.fixed:
+                try:
+                    self._appsi.set_var_attr(var, "Start", var.value)
+                except (KeyError, ValueError):  # variables APPSI did not send to Gurobi
+                    pass
+
+    def solve(
+        self, model: pyo.Block, time_limit: float | None = None, first_solution: bool = False, warm_start: bool = False
+    ) -> SolveResult:
         """Solve ``model`` (its one active objective) and load the incumbent into its variables.
 
         Args:
             time_limit: overrides the solver's default for this call (seconds).
             first_solution: stop at the first incumbent (decision questions posed as feasibility).
+            warm_start: give the solver the variables' current values as a starting solution.
         """
         limit = self.time_limit if time_limit is None else time_limit
+        if warm_start:
+            self._warm_start(model)
+        elif self.name == "highs":
+            self._appsi.config.warmstart = False
         self._appsi.config.time_limit = limit
         options = self._options(first_solution)
         if self.name == "highs":
