@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench clean-venv
+.PHONY: demo demo-verify study test test-all bench clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,gurobi]"
 	touch $(STAMP)
 
+# The pruning-robustness study at demo size (embedded MNIST, small MLP, 10 images, HiGHS).
 demo: $(STAMP)
+	$(PY) experiments/prune_robustness.py --config experiments/configs/demo.json
+
+# Exact verification of the shipped 784-32-32-10 net on a few images (PGD first, then the MILP).
+demo-verify: $(STAMP)
 	$(PY) -m robustmip.demo
+
+# The full-size study on full MNIST (set ROBUSTMIP_DATA or pass DATA_DIR=...).
+study: $(STAMP)
+	$(PY) experiments/prune_robustness.py --config experiments/configs/paper.json $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -21,6 +21,7 @@ from robustmip.cli_train import (
     pos_float,
     pos_int,
 )
+from robustmip.cli_prune import add_subcommands as add_prune_subcommands
 from robustmip.errors import DataError, RobustMipError
 from robustmip.milp.solve import SOLVERS, MilpSolver, check_solver
 from robustmip.milp.verify import Verdict, verify
@@ -144,6 +145,27 @@ def run_vnncomp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_module():
+    """``experiments/prune_robustness.py`` of the source checkout this package runs from."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "prune_robustness.py"
+    if not path.is_file():
+        raise DataError(f"robustmip study needs the source checkout's {path}; run it from a clone of the repository")
+    spec = importlib.util.spec_from_file_location("robustmip_study_prune_robustness", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@_reports_errors
+def run_study(args: argparse.Namespace) -> int:
+    module = _study_module()
+    module.run_study(module.config_from_args(args, args.study_parser))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robustmip", description="Exact MILP robustness of ReLU networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,7 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_solver_options(p, None)
     p.set_defaults(func=run_vnncomp)
 
+    p = sub.add_parser("study", help="the pruning-robustness study (train, prune, retrain, MILP attack, report)")
+    try:
+        _study_module().build_parser(p)
+        p.set_defaults(func=run_study, study_parser=p)
+    except DataError as exc:
+        p.set_defaults(func=lambda args: print(f"robustmip study: error: {exc}", file=sys.stderr) or 2)
+
     add_subcommands(sub)
+    add_prune_subcommands(sub)
     return parser
 
 

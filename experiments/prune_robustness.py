@@ -1,0 +1,424 @@
+"""The pruning-robustness study of Bai et al. 2020, end to end (``robustmip study``).
+
+Stages, each resumable (a finished stage's files are reused; MILP rows are appended as they finish):
+
+1. the original net: load ``--model`` or PGD-train ``--arch`` (``original.pt``);
+2. MIP neuron-importance pruning (ElAraby et al.) of the original (``pruned_before_retraining.pt``);
+3. PGD-adversarial retraining of the pruned net (``pruned.pt``);
+4. targeted max-margin MILPs on both nets, the first ``--images`` test images that both classify
+   correctly, all 9 targets each, every eps (``milp_rows.jsonl``, counterexamples in ``adv/``);
+5. transfer ("reverse testing accuracy"): each net's accuracy on the other's adversarial examples;
+6. the report: ``report.md``, CSVs, PNGs and ``config.json`` in ``results/prune_robustness/<run>/``.
+
+Run ``python experiments/prune_robustness.py --help`` (or ``robustmip study --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robustmip.attacks import PGDConfig, clean_accuracy, transfer_accuracy
+from robustmip.attacks.milp_attack import milp_job
+from robustmip.data import Dataset, load_dataset
+from robustmip.errors import InvalidInput
+from robustmip.models import build_model, load_checkpoint, save_checkpoint
+from robustmip.network import Network
+from robustmip.parallel import run_instances
+from robustmip.pruning import ImportanceSettings, prune_and_retrain
+from robustmip.report import (
+    STAT_COLUMNS,
+    confusion,
+    count_by,
+    describe,
+    markdown_table,
+    plot_confusion,
+    plot_histograms,
+    plot_image_grid,
+    write_csv,
+)
+from robustmip.training import train
+
+PUBLISHED = {
+    "accuracy_original": 97.05, "accuracy_pruned": 97.11,
+    "adversarial_original": 148, "adversarial_pruned": 139,
+    "reverse_original_on_pruned": 14.4, "reverse_pruned_on_original": 22.3,
+    "time_mean_successful": 6.3, "time_mean_unsuccessful": 5.0, "time_max": 337.0,
+}
+NETS = ("original", "pruned")
+
+
+@dataclass
+class StudyConfig:
+    """Everything that defines a run; written to ``config.json``."""
+
+    run: str = "default"
+    out_root: str = "results/prune_robustness"
+    model: str | None = None
+    arch: str = "mlp-100-100"
+    train_eps: float = 0.1
+    train_epochs: int = 20
+    pgd_steps: int = 10
+    pgd_step_size: float = 0.025
+    eps_ramp_epochs: int = 5
+    prune_threshold: float = 0.1
+    prune_lambda: float = 5.0
+    images_per_class: int = 1
+    prune_time_limit: float = 600.0
+    retrain_epochs: int = 2
+    images: int = 100
+    eps: list[float] = field(default_factory=lambda: [0.05, 0.1])
+    solver: str = "highs"
+    time_limit: float = 600.0
+    bounds: str = "lp"
+    workers: int | None = None
+    backend: str = "processes"
+    data_dir: str | None = None
+    embedded: bool = False
+    seed: int = 0
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_root) / self.run
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _log(message: str) -> None:
+    print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _load_data(cfg: StudyConfig) -> tuple[Dataset, Dataset]:
+    source = "embedded" if cfg.embedded else "auto"
+    return load_dataset("train", source, cfg.data_dir), load_dataset("test", source, cfg.data_dir)
+
+
+def _adv_config(cfg: StudyConfig) -> PGDConfig:
+    return PGDConfig(cfg.train_eps, cfg.pgd_steps, cfg.pgd_step_size)
+
+
+def stage_original(cfg: StudyConfig, train_set: Dataset, test_set: Dataset) -> Path:
+    """``original.pt``: the given checkpoint, copied with its metadata, or a freshly PGD-trained net."""
+    path = cfg.run_dir / "original.pt"
+    if path.is_file():
+        return path
+    if cfg.model:
+        model, meta = load_checkpoint(cfg.model)
+        save_checkpoint(path, model, meta.arch, {**meta.train_config, "source_checkpoint": str(cfg.model)},
+                        meta.data_fingerprint, meta.seed, meta.metrics)
+        return path
+    _log(f"training the original {cfg.arch}: PGD eps {cfg.train_eps}, {cfg.train_epochs} epochs")
+    model = build_model(cfg.arch, seed=cfg.seed)
+    train(model, train_set, epochs=cfg.train_epochs, seed=cfg.seed, adv=_adv_config(cfg),
+          eps_ramp_epochs=cfg.eps_ramp_epochs, device="cpu", progress=False)
+    model.eval()
+    metrics = {"clean_test_accuracy": clean_accuracy(model, test_set.images, test_set.labels)}
+    save_checkpoint(path, model, cfg.arch, {"adv_eps": cfg.train_eps, "epochs": cfg.train_epochs},
+                    train_set.fingerprint, cfg.seed, metrics)
+    return path
+
+
+def stage_pruned(cfg: StudyConfig, original: Path, train_set: Dataset, test_set: Dataset) -> Path:
+    """``pruned.pt``: one round of MIP-importance pruning of the original, then PGD-adversarial retraining."""
+    path = cfg.run_dir / "pruned.pt"
+    if path.is_file():
+        return path
+    model, meta = load_checkpoint(original)
+    _log(f"MIP neuron importance on {10 * cfg.images_per_class} class-balanced images (lambda {cfg.prune_lambda}), "
+         f"prune below {cfg.prune_threshold}, retrain adversarially for {cfg.retrain_epochs} epochs")
+    result = prune_and_retrain(
+        model, train_set, test_set, threshold=cfg.prune_threshold, images_per_class=cfg.images_per_class, rounds=1,
+        importance=ImportanceSettings(lam=cfg.prune_lambda, solver=cfg.solver, time_limit=cfg.prune_time_limit),
+        retrain_epochs=cfg.retrain_epochs, adv=_adv_config(cfg), seed=cfg.seed, device="cpu",
+    )
+    done = result.rounds[-1]
+    report = result.reports[-1]
+    save_checkpoint(
+        path, result.model, report.arch,
+        {"pruned_from_sha256": _sha256(original), "threshold": cfg.prune_threshold, "lambda": cfg.prune_lambda,
+         "images_per_class": cfg.images_per_class, "retrain_adv_eps": cfg.train_eps, "retrain_epochs": cfg.retrain_epochs},
+        meta.data_fingerprint, cfg.seed,
+        {"clean_test_accuracy": done.accuracy_retrained, "accuracy_before_pruning": done.accuracy_before,
+         "accuracy_before_retraining": done.accuracy_pruned, "mask": done.mask, "importance": done.importance},
+    )
+    _log(f"pruned {report.summary()}: accuracy {done.accuracy_before:.4f} -> {done.accuracy_pruned:.4f} (pruned) "
+         f"-> {done.accuracy_retrained:.4f} (retrained)")
+    return path
+
+
+def stage_milp(cfg: StudyConfig, nets: dict[str, Path], test_set: Dataset) -> list[dict]:
+    """MILP rows for both nets, every eps, the first ``cfg.images`` test images both classify correctly."""
+    models = {name: load_checkpoint(path)[0] for name, path in nets.items()}
+    preds = {name: torch.argmax(m(torch.as_tensor(test_set.images)), 1).numpy() for name, m in models.items()}
+    both = np.flatnonzero((preds["original"] == test_set.labels) & (preds["pruned"] == test_set.labels))
+    chosen = [int(i) for i in both[: cfg.images]]
+    if len(chosen) < cfg.images:
+        raise InvalidInput(f"only {len(chosen)} test images are classified correctly by both nets")
+    instances = []
+    for name, model in models.items():
+        network_path = cfg.run_dir / f"{name}.npz"
+        if not network_path.is_file():
+            Network.from_torch(model, input_shape=(1, 28, 28)).save(network_path)
+        for eps in cfg.eps:
+            for i in chosen:
+                instances.append({
+                    "key": f"{name}/{eps}/{i}", "net": name, "network": str(network_path), "eps": eps, "image": i,
+                    "label": int(test_set.labels[i]), "x": test_set.images[i].reshape(-1).tolist(),
+                    "solver": cfg.solver, "time_limit": cfg.time_limit, "bounds": cfg.bounds,
+                    "adv_path": str(cfg.run_dir / "adv" / f"{name}_{eps}_{i}.npz"),
+                })
+    _log(f"{len(instances)} MILP jobs (x9 targets) on {cfg.backend} with {cfg.workers or 'all'} workers")
+    results = run_instances(milp_job, instances, cfg.run_dir / "milp_rows.jsonl", key="key",
+                            backend=cfg.backend, workers=cfg.workers)
+    rows = []
+    for instance, result in zip(instances, results):
+        if result.get("status") == "error":
+            raise RuntimeError(f"MILP job {instance['key']} failed: {result.get('message')}")
+        rows.extend(result["rows"])
+    return rows
+
+
+def adversarial_examples(cfg: StudyConfig, rows: list[dict], net: str, eps: float, test_set: Dataset):
+    """The re-checked counterexamples of ``net`` at ``eps``: images ``(K, 1, 28, 28)``, labels, originals."""
+    xs, ys, originals = [], [], []
+    for r in rows:
+        if r["net"] == net and r["eps"] == eps and r["status"] == "adversarial":
+            with np.load(cfg.run_dir / "adv" / f"{net}_{eps}_{r['image']}.npz") as data:
+                xs.append(data[f"target_{r['target']}"])
+            ys.append(r["label"])
+            originals.append(test_set.images[r["image"]].reshape(-1))
+    shape = (-1, 1, 28, 28)
+    return (np.asarray(xs, dtype=np.float32).reshape(shape), np.asarray(ys, dtype=np.int64),
+            np.asarray(originals, dtype=np.float32).reshape(shape))
+
+
+def stage_transfer(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], test_set: Dataset) -> dict:
+    """Reverse testing accuracy, in %: each net on the other net's adversarial examples (true labels)."""
+    models = {name: load_checkpoint(path)[0] for name, path in nets.items()}
+    out = {}
+    for eps in cfg.eps:
+        for source, judge in (("pruned", "original"), ("original", "pruned")):
+            x_adv, y, _ = adversarial_examples(cfg, rows, source, eps, test_set)
+            value = 100.0 * transfer_accuracy(models[judge], x_adv, y) if len(y) else float("nan")
+            out[f"{judge}_on_{source}@{eps}"] = {"accuracy": value, "examples": int(len(y))}
+    return out
+
+
+def write_config(cfg: StudyConfig, nets: dict[str, Path], train_set: Dataset, test_set: Dataset) -> None:
+    import pyomo
+    import highspy
+
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+                "pyomo": pyomo.version.version, "highspy": getattr(highspy, "__version__", "unknown")}
+    try:
+        import gurobipy
+
+        versions["gurobipy"] = gurobipy.gurobi.version()
+    except ImportError:
+        pass
+    config = {
+        "config": asdict(cfg), "versions": versions, "platform": platform.platform(),
+        "data": {"train": {"source": train_set.source, "fingerprint": train_set.fingerprint},
+                 "test": {"source": test_set.source, "fingerprint": test_set.fingerprint}},
+        "models": {name: {"path": str(path), "sha256": _sha256(path)} for name, path in nets.items()},
+        "published": PUBLISHED,
+    }
+    (cfg.run_dir / "config.json").write_text(json.dumps(config, indent=2, default=str))
+
+
+def _closest_eps(cfg: StudyConfig, rows: list[dict]) -> float:
+    """The eps whose adversarial counts are closest (sum of absolute differences) to the published ones."""
+    def distance(eps: float) -> float:
+        return sum(abs(sum(r["status"] == "adversarial" for r in rows if r["net"] == net and r["eps"] == eps)
+                       - PUBLISHED[f"adversarial_{net}"]) for net in NETS)
+
+    return min(cfg.eps, key=distance)
+
+
+def write_report(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], transfer: dict,
+                 test_set: Dataset, wall_seconds: float) -> dict:
+    """``report.md`` with every table (published vs ours), the CSVs and the PNGs; returns the summary."""
+    out = cfg.run_dir
+    metas = {name: load_checkpoint(path)[1] for name, path in nets.items()}
+    models = {name: load_checkpoint(path)[0] for name, path in nets.items()}
+    accuracy = {name: 100.0 * clean_accuracy(m, test_set.images, test_set.labels) for name, m in models.items()}
+    pruned_meta = metas["pruned"].metrics
+    lines = [f"# Pruning and robustness: run `{cfg.run}`", "",
+             f"Data: {test_set.source} MNIST test set ({len(test_set)} images). Nets: original "
+             f"`{metas['original'].arch}`, pruned `{metas['pruned'].arch}`. MILP: {cfg.solver}, {cfg.bounds} bounds, "
+             f"{cfg.time_limit:g} s per MILP, {cfg.images} images x 9 targets per net and eps. "
+             f"Wall time of this invocation: {wall_seconds:.0f} s.", ""]
+
+    lines += ["## Accuracy (%)", "", markdown_table(
+        ["net", "published", "ours"],
+        [["original", PUBLISHED["accuracy_original"], accuracy["original"]],
+         ["pruned + adversarially retrained", PUBLISHED["accuracy_pruned"], accuracy["pruned"]],
+         ["pruned, before retraining", "", 100.0 * pruned_meta.get("accuracy_before_retraining", float("nan"))]]), ""]
+
+    summary_rows, csv_rows = [], []
+    for eps in cfg.eps:
+        for net in NETS:
+            sub = [r for r in rows if r["net"] == net and r["eps"] == eps]
+            counts = {s: sum(r["status"] == s for r in sub) for s in ("adversarial", "robust", "unknown")}
+            timeouts = sum(r["solver_status"] == "time_limit" for r in sub)
+            summary_rows.append([net, eps, PUBLISHED[f"adversarial_{net}"], counts["adversarial"], counts["robust"],
+                                 counts["unknown"], timeouts, len(sub)])
+            csv_rows.append(summary_rows[-1])
+    lines += ["## Adversarial examples found by the targeted MILP", "",
+              "Every adversarial example passed a float64 forward-pass re-check; `robust` rows have a proven "
+              "optimum or bound > 0; time-outs are counted separately and never as robust.", "",
+              markdown_table(["net", "eps", "published", "adversarial", "robust", "unknown", "time-outs", "MILPs"],
+                             summary_rows), "",
+              f"Closest eps to the published counts: **{_closest_eps(cfg, rows)}** (the paper does not state its eps).", ""]
+    write_csv(out / "adversarial_counts.csv",
+              ["net", "eps", "published", "adversarial", "robust", "unknown", "timeouts", "milps"], csv_rows)
+
+    transfer_rows = []
+    for eps in cfg.eps:
+        for judge, source, key in (("original", "pruned", "reverse_original_on_pruned"),
+                                   ("pruned", "original", "reverse_pruned_on_original")):
+            t = transfer[f"{judge}_on_{source}@{eps}"]
+            transfer_rows.append([f"{judge} on {source}'s examples", eps, PUBLISHED[key], t["accuracy"], t["examples"]])
+    lines += ["## Reverse testing accuracy (%)", "", markdown_table(
+        ["accuracy of", "eps", "published", "ours", "examples"], transfer_rows), ""]
+    write_csv(out / "reverse_testing.csv", ["accuracy_of", "eps", "published", "ours", "examples"], transfer_rows)
+
+    for eps in cfg.eps:
+        for field_name, title in (("label", "original label"), ("target", "target label")):
+            per = {net: count_by([r for r in rows if r["net"] == net and r["eps"] == eps], field_name) for net in NETS}
+            table = [[c, per["original"][c]["images"], per["original"][c]["adversarial"], per["pruned"][c]["adversarial"],
+                      per["original"][c]["success_rate"], per["pruned"][c]["success_rate"]] for c in range(10)]
+            header = [title, "images", "adv original", "adv pruned", "success original", "success pruned"]
+            lines += [f"## Per {title}, eps {eps} (Fig. 3)", "", markdown_table(header, table), ""]
+            write_csv(out / f"per_{field_name}_eps{eps}.csv", header, table)
+
+    stat_rows = []
+    for eps in cfg.eps:
+        for net in NETS:
+            sub = [r for r in rows if r["net"] == net and r["eps"] == eps]
+            for outcome, pick in (("successful", "adversarial"), ("unsuccessful", "robust")):
+                chosen = [r for r in sub if r["status"] == pick]
+                for quantity in ("ofv", "time_s"):
+                    d = describe([r[quantity] for r in chosen])
+                    stat_rows.append([net, eps, outcome, quantity, *[d[k] for k in STAT_COLUMNS]])
+    lines += ["## OFV and generation time (Fig. 4)", "",
+              f"Published times: mean {PUBLISHED['time_mean_successful']} s successful, "
+              f"{PUBLISHED['time_mean_unsuccessful']} s unsuccessful, max {PUBLISHED['time_max']} s. Our time per MILP "
+              "counts its solve plus, on each image's first target, the image's bounds and model building.", "",
+              markdown_table(["net", "eps", "MILPs", "quantity", *STAT_COLUMNS], stat_rows), ""]
+    write_csv(out / "ofv_time_stats.csv", ["net", "eps", "milps", "quantity", *STAT_COLUMNS], stat_rows)
+
+    lines += ["## Figures", ""]
+    for eps in cfg.eps:
+        for net in NETS:
+            sub = [r for r in rows if r["net"] == net and r["eps"] == eps]
+            name = f"{net}_eps{eps}"
+            plot_confusion(confusion(sub), f"{net}, eps {eps}: adversarial examples", out / f"confusion_{name}.png")
+            x_adv, y, originals = adversarial_examples(cfg, rows, net, eps, test_set)
+            adv_rows = [r for r in sub if r["status"] == "adversarial"]
+            pairs = [(originals[k], x_adv[k], f"{adv_rows[k]['label']}->{adv_rows[k]['predicted']}")
+                     for k in range(min(10, len(adv_rows)))]
+            plot_image_grid(pairs, f"{net}, eps {eps}: originals (top), MILP adversarial examples (bottom)",
+                            out / f"grid_{name}.png")
+            plot_histograms({"successful": [r["ofv"] for r in adv_rows],
+                             "unsuccessful": [r["ofv"] for r in sub if r["status"] == "robust"]},
+                            "OFV (z_label - z_target)", f"{net}, eps {eps}", out / f"ofv_{name}.png")
+            plot_histograms({"successful": [r["time_s"] for r in adv_rows],
+                             "unsuccessful": [r["time_s"] for r in sub if r["status"] == "robust"]},
+                            "seconds per MILP", f"{net}, eps {eps}", out / f"time_{name}.png")
+            lines += [f"![grid {name}](grid_{name}.png) ![confusion {name}](confusion_{name}.png)",
+                      f"![ofv {name}](ofv_{name}.png) ![time {name}](time_{name}.png)", ""]
+    write_csv(out / "milp_rows.csv", list(rows[0].keys()) if rows else [], [list(r.values()) for r in rows])
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    summary = {"accuracy": accuracy, "counts": csv_rows, "transfer": transfer, "wall_seconds": wall_seconds}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    first_detail = next(i for i, line in enumerate(lines) if line.startswith("## Per "))
+    print("\n".join(lines[:first_detail]))
+    return summary
+
+
+def run_study(cfg: StudyConfig) -> dict:
+    """All stages; returns the summary that ``report.md`` opens with."""
+    start = time.perf_counter()
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    train_set, test_set = _load_data(cfg)
+    _log(f"data: {train_set.source} MNIST ({len(train_set)} train / {len(test_set)} test); run dir {cfg.run_dir}")
+    original = stage_original(cfg, train_set, test_set)
+    pruned = stage_pruned(cfg, original, train_set, test_set)
+    nets = {"original": original, "pruned": pruned}
+    write_config(cfg, nets, train_set, test_set)
+    rows = stage_milp(cfg, nets, test_set)
+    transfer = stage_transfer(cfg, nets, rows, test_set)
+    summary = write_report(cfg, nets, rows, transfer, test_set, time.perf_counter() - start)
+    _log(f"report: {cfg.run_dir / 'report.md'}")
+    return summary
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = StudyConfig()
+    parser.add_argument("--config", help="JSON file with StudyConfig fields (flags given explicitly win)")
+    parser.add_argument("--run", default=d.run, help="run name: results go to OUT_ROOT/RUN (default %(default)s)")
+    parser.add_argument("--out-root", default=d.out_root)
+    parser.add_argument("--model", help="original checkpoint (.pt); trained with --arch when omitted")
+    parser.add_argument("--arch", default=d.arch)
+    parser.add_argument("--train-eps", type=float, default=d.train_eps)
+    parser.add_argument("--train-epochs", type=int, default=d.train_epochs)
+    parser.add_argument("--pgd-steps", type=int, default=d.pgd_steps)
+    parser.add_argument("--pgd-step-size", type=float, default=d.pgd_step_size)
+    parser.add_argument("--eps-ramp-epochs", type=int, default=d.eps_ramp_epochs)
+    parser.add_argument("--prune-threshold", type=float, default=d.prune_threshold)
+    parser.add_argument("--prune-lambda", type=float, default=d.prune_lambda)
+    parser.add_argument("--images-per-class", type=int, default=d.images_per_class)
+    parser.add_argument("--prune-time-limit", type=float, default=d.prune_time_limit)
+    parser.add_argument("--retrain-epochs", type=int, default=d.retrain_epochs)
+    parser.add_argument("--images", type=int, default=d.images, help="test images per net (default %(default)s)")
+    parser.add_argument("--eps", type=float, nargs="+", default=d.eps)
+    parser.add_argument("--solver", choices=["highs", "gurobi"], default=d.solver)
+    parser.add_argument("--time-limit", type=float, default=d.time_limit, help="seconds per MILP")
+    parser.add_argument("--bounds", choices=["interval", "crown", "lp"], default=d.bounds)
+    parser.add_argument("--workers", type=int, default=d.workers)
+    parser.add_argument("--backend", choices=["serial", "processes", "ray"], default=d.backend)
+    parser.add_argument("--data-dir", default=d.data_dir)
+    parser.add_argument("--embedded", action="store_true", help="use the embedded MNIST subset")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> StudyConfig:
+    """Defaults, overridden by ``--config`` JSON, overridden by flags given on the command line."""
+    values = asdict(StudyConfig())
+    if args.config:
+        loaded = json.loads(Path(args.config).read_text())
+        unknown = set(loaded) - set(values)
+        if unknown:
+            raise InvalidInput(f"unknown fields in {args.config}: {sorted(unknown)}")
+        values.update(loaded)
+    defaults = vars(parser.parse_args([]))
+    for name, value in vars(args).items():
+        if name in values and value != defaults.get(name):
+            values[name] = value
+    return StudyConfig(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run_study(config_from_args(args, parser))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Tables (CSV / markdown) and figures (PNG) from MILP attack rows.
+
+A row is a dict as written by :class:`robustmip.attacks.milp_attack.AttackRow` plus a ``net`` name:
+``net, image, label, target, eps, status, ofv, bound, time_s, ...``. Everything here is pure
+presentation: counting, statistics and plotting of rows that other modules computed.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+STAT_COLUMNS = ("count", "mean", "std", "min", "25%", "50%", "75%", "max")
+
+
+def describe(values: Sequence[float]) -> dict:
+    """count, mean, std (sample), min, quartiles and max of ``values`` (NaN when empty)."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if v.size == 0:
+        return {"count": 0, **{k: float("nan") for k in STAT_COLUMNS[1:]}}
+    q = np.percentile(v, [25, 50, 75])
+    return {
+        "count": int(v.size), "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+        "min": float(v.min()), "25%": float(q[0]), "50%": float(q[1]), "75%": float(q[2]), "max": float(v.max()),
+    }
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A GitHub-markdown table; floats get 4 significant digits."""
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "nan" if np.isnan(v) else f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def count_by(rows: Sequence[dict], field: str, classes: int = 10) -> dict[int, dict]:
+    """Per value of ``field`` (``label`` or ``target``): images, MILPs, adversarial and success rate."""
+    out = {}
+    for c in range(classes):
+        sub = [r for r in rows if r[field] == c]
+        adversarial = sum(r["status"] == "adversarial" for r in sub)
+        out[c] = {
+            "images": len({r["image"] for r in sub}),
+            "milps": len(sub),
+            "adversarial": adversarial,
+            "success_rate": adversarial / len(sub) if sub else float("nan"),
+        }
+    return out
+
+
+def confusion(rows: Sequence[dict], classes: int = 10) -> np.ndarray:
+    """``M[label, target]`` = number of adversarial examples found for that pair."""
+    m = np.zeros((classes, classes), dtype=int)
+    for r in rows:
+        if r["status"] == "adversarial":
+            m[r["label"], r["target"]] += 1
+    return m
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(matrix: np.ndarray, title: str, path: str | Path) -> None:
+    """Heat map of adversarial counts, original label (rows) by target label (columns) (Fig. 2b)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    im = ax.imshow(matrix, cmap="Reds")
+    for (i, j), v in np.ndenumerate(matrix):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
+    ax.set_xlabel("target label")
+    ax.set_ylabel("original label")
+    ax.set_xticks(range(matrix.shape[1]))
+    ax.set_yticks(range(matrix.shape[0]))
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_image_grid(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], title: str, path: str | Path) -> None:
+    """Originals (top) above their adversarial examples (bottom), each captioned (Fig. 2a)."""
+    plt = _pyplot()
+    n = max(len(pairs), 1)
+    fig, axes = plt.subplots(2, n, figsize=(max(1.3 * n + 0.4, 6.0), 3.2), squeeze=False)
+    for j in range(n):
+        for i in range(2):
+            axes[i, j].axis("off")
+        if j < len(pairs):
+            original, adversarial, caption = pairs[j]
+            axes[0, j].imshow(original.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+            axes[1, j].imshow(adversarial.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+            axes[1, j].set_title(caption, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_histograms(groups: dict[str, Sequence[float]], xlabel: str, title: str, path: str | Path, log: bool = False) -> None:
+    """Overlaid histograms of several named groups of values (Fig. 4)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, values in groups.items():
+        v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+        if v.size:
+            ax.hist(v, bins=30, alpha=0.55, label=f"{name} (n={v.size})", log=log)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
