@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyomo.environ as pyo
 import pytest
 
 from conftest import random_network
@@ -33,6 +34,7 @@ def test_time_limit_is_honoured_and_never_robust():
     verdict = problem.margin(target=(label + 1) % 10)
     assert verdict.solver_status == "time_limit", "the instance must be hard enough to hit the limit"
     assert verdict.times["solve"] < limit + 3.0
+    assert verdict.objective is not None, "the image itself is handed over as a MIP start"
     assert verdict.status in ("unknown", "adversarial")
     if verdict.status == "unknown":
         assert "time limit" in verdict.reason
@@ -167,3 +169,14 @@ def test_pgd_falsifier_finds_what_the_milp_finds(small_case):
     assert verdict.status == "adversarial" and verdict.proof == "pgd"
     assert int(np.argmax(net.forward(verdict.counterexample))) != label
     assert np.abs(verdict.counterexample.reshape(-1) - x).max() <= 0.5 + 1e-12
+
+
+def test_set_point_gives_a_feasible_mip_start(small_case):
+    net, x, label = small_case
+    problem = ImageProblem(net, x, label, 0.3)
+    enc = problem.encoding
+    enc.set_point(x)
+    for con in enc.block.component_data_objects(pyo.Constraint, active=True):
+        body = pyo.value(con.body)
+        assert (con.lower is None or body >= pyo.value(con.lower) - 1e-9) and (con.upper is None or body <= pyo.value(con.upper) + 1e-9)
+    np.testing.assert_allclose([pyo.value(enc.logits[j]) for j in range(net.n_outputs)], net.forward(x), atol=1e-12)

@@ -76,6 +76,24 @@ class EncodedNetwork:
         values = [self.inputs[i].value for i in range(self.net.n_inputs)]
         return np.array([centre[i] if v is None else v for i, v in enumerate(values)], dtype=np.float64)
 
+    def set_point(self, x: np.ndarray) -> None:
+        """Give every encoding variable its value at input ``x`` (float64 forward pass): a MIP start.
+
+        ``x`` must lie in the input box; binaries take the sign of their (unshifted) pre-activation.
+        """
+        x = np.clip(np.asarray(x, dtype=np.float64).reshape(-1), self.bounds.input_lower, self.bounds.input_upper)
+        for i in range(self.net.n_inputs):
+            self.inputs[i].set_value(float(x[i]), skip_validation=True)
+        _, pre = self.net.forward(x, return_preactivations=True)
+        for k, (layer, a) in enumerate(zip(self.net.layers, pre)):
+            h = np.maximum(a, 0.0) if layer.activation == "relu" else a
+            for j in range(layer.n_out):
+                if not self.outputs[k][j].fixed:
+                    self.outputs[k][j].set_value(float(h[j]), skip_validation=True)
+            if self.binaries[k] is not None:
+                for j in self.binaries[k]:
+                    self.binaries[k][j].set_value(1.0 if a[j] > 0 else 0.0, skip_validation=True)
+
     def n_binaries(self) -> int:
         return sum(len(v) for v in self.binaries if v is not None)
 

@@ -203,7 +203,10 @@ class ImageProblem:
             self.build_seconds += time.perf_counter() - start
         return self._untargeted[targets]
 
-    def margin(self, target: int | None = None, decision: bool = False, time_limit: float | None = None) -> Verdict:
+    def margin(
+        self, target: int | None = None, decision: bool = False, time_limit: float | None = None,
+        start: np.ndarray | None = None,
+    ) -> Verdict:
         """Minimise the margin ``z_label - z_target`` (untargeted: ``- max_t z_t``) over the box.
 
         Args:
@@ -212,6 +215,8 @@ class ImageProblem:
                 incumbent (infeasible means robust). Targets the bounds rule out are then robust
                 without a solve. Without ``decision`` the MILP is solved to optimality for the OFV.
             time_limit: seconds for this question (default: the solver's).
+            start: an input in the box whose forward pass seeds the optimisation as a MIP start
+                (default: the image itself, which is always feasible).
         """
         if target is not None and (not 0 <= int(target) < self.net.n_outputs or int(target) == self.label):
             raise InvalidInput(f"target {target} must be a class other than the label {self.label}")
@@ -235,7 +240,8 @@ class ImageProblem:
             if verdict.status != "unknown" or not result.has_solution:
                 return verdict
             # A near-tie point failed the float64 re-check: ask for the optimum instead.
-        result = self.solver.solve(enc.block, time_limit)
+        enc.set_point(self.x if start is None else start)
+        result = self.solver.solve(enc.block, time_limit, warm_start=True)
         return self._interpret(result, target, decision=False)
 
     def _interpret(self, result: SolveResult, target: int | None, decision: bool) -> Verdict:
