@@ -13,15 +13,15 @@ import sys
 from pathlib import Path
 
 from robustmip.bounds import BOUNDS_METHODS
-from robustmip.cli_train import (
-    _add_data_options,
-    _reports_errors,
-    add_subcommands,
+from robustmip.cli_common import (
+    add_data_options,
     nonneg_float,
     pos_float,
     pos_int,
+    reports_errors,
 )
 from robustmip.cli_prune import add_subcommands as add_prune_subcommands
+from robustmip.cli_train import add_subcommands
 from robustmip.errors import DataError, RobustMipError
 from robustmip.milp.solve import SOLVERS, MilpSolver, check_solver
 from robustmip.milp.verify import Verdict, verify
@@ -87,7 +87,7 @@ def print_verdict_table(rows: list[dict], header: bool = True, stream=None) -> N
         )
 
 
-@_reports_errors
+@reports_errors
 def run_verify(args: argparse.Namespace) -> int:
     from robustmip.data import load_dataset
 
@@ -111,7 +111,7 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reports_errors
+@reports_errors
 def run_verify_vnnlib(args: argparse.Namespace) -> int:
     from robustmip.vnnlib import VnnResult, check_property, load_vnnlib
 
@@ -133,7 +133,7 @@ def run_verify_vnnlib(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reports_errors
+@reports_errors
 def run_vnncomp(args: argparse.Namespace) -> int:
     from robustmip.vnncomp import run_benchmark, summarize
 
@@ -159,7 +159,7 @@ def _study_module():
     return module
 
 
-@_reports_errors
+@reports_errors
 def run_study(args: argparse.Namespace) -> int:
     module = _study_module()
     module.run_study(module.config_from_args(args, args.study_parser))
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=nonneg_float, required=True, help="l-infinity radius in [0,1] pixel units")
     p.add_argument("--n", type=pos_int, default=10, help="first n test images (default 10)")
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    _add_data_options(p)
+    add_data_options(p)
     _add_solver_options(p, 60.0)
     p.set_defaults(func=run_verify)
 
@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         _study_module().build_parser(p)
         p.set_defaults(func=run_study, study_parser=p)
     except DataError as exc:
-        p.set_defaults(func=lambda args: print(f"robustmip study: error: {exc}", file=sys.stderr) or 2)
+        message = str(exc)
+        p.set_defaults(func=lambda args: print(f"robustmip study: error: {message}", file=sys.stderr) or 2)
 
     add_subcommands(sub)
     add_prune_subcommands(sub)

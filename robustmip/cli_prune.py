@@ -16,20 +16,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from robustmip.attacks.gradient import PGDConfig
-from robustmip.cli_train import (
-    _add_data_options,
-    _add_runtime_options,
-    _attack_description,
-    _check_writable,
-    _load,
-    _print_epoch,
-    _reports_errors,
-    _setup_runtime,
+from robustmip.cli_common import (
+    add_data_options,
+    add_runtime_options,
+    check_writable,
+    load_split,
     nonneg_float,
     nonneg_int,
     pos_float,
     pos_int,
+    reports_errors,
+    setup_runtime,
 )
+from robustmip.cli_train import _attack_description, _print_epoch
 from robustmip.milp.solve import SOLVERS, check_solver
 from robustmip.models import load_checkpoint, save_checkpoint
 from robustmip.pruning.importance import BOUNDS_MODES, LAYER_TERMS, LOSSES
@@ -79,8 +78,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                    help="test images for the PGD evaluation (default 1000)")
     p.add_argument("--json", action="store_true", help="print the rounds as JSON at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_data_options(p)
-    _add_runtime_options(p)
+    add_data_options(p)
+    add_runtime_options(p)
     p.set_defaults(func=run_prune)
 
 
@@ -127,14 +126,14 @@ def _print_summary(result) -> None:
               f"{_pct(r.accuracy_pruned)} / {_pct(r.accuracy_retrained)}, {r.importance['seconds']:.1f} s")
 
 
-@_reports_errors
+@reports_errors
 def run_prune(args: argparse.Namespace) -> int:
     """Handler of ``robustmip prune``."""
-    device = _setup_runtime(args)
+    device = setup_runtime(args)
     check_solver(args.solver)
-    _check_writable(args.out)
+    check_writable(args.out)
     model, meta = load_checkpoint(args.checkpoint)
-    train_set, test_set = _load(args, "train"), _load(args, "test")
+    train_set, test_set = load_split(args, "train"), load_split(args, "test")
     adv = PGDConfig(args.adv_eps, args.pgd_steps, args.pgd_step_size) if args.adv_eps > 0 else None
     eval_attack = PGDConfig(args.adv_eps, args.eval_steps) if args.adv_eps > 0 else None
     settings = ImportanceSettings(lam=args.lam, loss=args.loss, margin=args.margin, bounds=args.bounds,

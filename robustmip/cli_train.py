@@ -8,12 +8,9 @@ when interrupted), printing errors as one line on stderr.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,68 +20,21 @@ import torch
 
 from robustmip.attacks.evaluate import clean_accuracy, evaluate_pgd
 from robustmip.attacks.gradient import PGDConfig
-from robustmip.data import Dataset, load_dataset
-from robustmip.errors import InvalidInput, RobustMipError
+from robustmip.cli_common import (
+    add_data_options,
+    add_runtime_options,
+    check_writable,
+    load_split,
+    nonneg_float,
+    nonneg_int,
+    pos_float,
+    pos_int,
+    reports_errors,
+    setup_runtime,
+)
+from robustmip.data import Dataset
 from robustmip.models import build_model, load_checkpoint, save_checkpoint
-from robustmip.training.loops import EpochStats, default_device, train
-
-Handler = Callable[[argparse.Namespace], int]
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
-
-
-def _number(kind: type, minimum: float, strict: bool) -> Callable[[str], Any]:
-    """argparse type: a ``kind`` number ``> minimum`` (``strict``) or ``>= minimum``."""
-    relation = ">" if strict else ">="
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not (value > minimum if strict else value >= minimum):
-            raise argparse.ArgumentTypeError(f"must be {relation} {minimum}, got {text}")
-        return value
-
-    parse.__name__ = f"{kind.__name__} {relation} {minimum}"
-    return parse
-
-
-nonneg_float = _number(float, 0, strict=False)
-pos_float = _number(float, 0, strict=True)
-pos_int = _number(int, 0, strict=True)
-nonneg_int = _number(int, 0, strict=False)
-
-
-def _reports_errors(handler: Handler) -> Handler:
-    """Turn robustmip errors and Ctrl-C into a one-line message on stderr and an exit code."""
-
-    @functools.wraps(handler)
-    def wrapped(args: argparse.Namespace) -> int:
-        name = getattr(args, "command", None) or handler.__name__.removeprefix("run_")
-        try:
-            return handler(args)
-        except RobustMipError as exc:
-            print(f"robustmip {name}: error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        except KeyboardInterrupt:
-            print(f"robustmip {name}: interrupted; no output file was written", file=sys.stderr)
-            return EXIT_INTERRUPTED
-
-    return wrapped
-
-
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $ROBUSTMIP_DATA, "
-                        "then ~/.cache/robustmip, then the embedded subset)")
-    parser.add_argument("--embedded", action="store_true",
-                        help="use the embedded MNIST subset (5000 train / 1000 test images)")
-
-
-def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--threads", type=pos_int, help="CPU threads for torch (default: torch's)")
+from robustmip.training.loops import EpochStats, train
 
 
 def _add_pgd_eval_options(parser: argparse.ArgumentParser, prefix: str, steps: int) -> None:
@@ -118,8 +68,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     _add_pgd_eval_options(p, "eval-", steps=40)
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar (there is none when stderr is not a terminal)")
-    _add_data_options(p)
-    _add_runtime_options(p)
+    add_data_options(p)
+    add_runtime_options(p)
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("attack", help="PGD accuracy of a checkpoint on MNIST test images",
@@ -132,27 +82,14 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=pos_int, default=500, help="images per batch")
     p.add_argument("--save-adv", type=Path, help="write the adversarial images to this .npz")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    _add_data_options(p)
-    _add_runtime_options(p)
+    add_data_options(p)
+    add_runtime_options(p)
     p.set_defaults(func=run_attack)
 
     p = subparsers.add_parser("info", help="print a checkpoint's metadata")
     p.add_argument("checkpoint", type=Path, help="checkpoint written by `robustmip train`")
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
     p.set_defaults(func=run_info)
-
-
-def _setup_runtime(args: argparse.Namespace) -> torch.device:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    try:
-        return torch.device(args.device) if args.device else default_device()
-    except RuntimeError as exc:
-        raise InvalidInput(f"unknown device {args.device!r}: {exc}") from exc
-
-
-def _load(args: argparse.Namespace, split: str) -> Dataset:
-    return load_dataset(split, "embedded" if args.embedded else "auto", args.data_dir)
 
 
 def _attack_description(attack: PGDConfig) -> str:
@@ -188,25 +125,15 @@ def _test_metrics(model: torch.nn.Module, test_set: Dataset, args: argparse.Name
     return metrics
 
 
-def _check_writable(path: Path) -> None:
-    """InvalidInput unless ``path`` can be written (its folder is created if missing)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInput(f"cannot create the folder of {path}: {exc.strerror or exc}") from exc
-    if path.is_dir() or not os.access(path.parent, os.W_OK):
-        raise InvalidInput(f"cannot write {path}: not a writable file location")
-
-
-@_reports_errors
+@reports_errors
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``robustmip train``."""
-    device = _setup_runtime(args)
-    _check_writable(args.out)
+    device = setup_runtime(args)
+    check_writable(args.out)
     model = build_model(args.arch, seed=args.seed)
     adv = (PGDConfig(args.adv_eps, args.pgd_steps, args.pgd_step_size) if args.adv_eps > 0
            else None)
-    train_set, test_set = _load(args, "train"), _load(args, "test")
+    train_set, test_set = load_split(args, "train"), load_split(args, "test")
     print(f"training {args.arch} on {len(train_set)} {train_set.source} MNIST images "
           f"({'PGD ' + _attack_description(adv) if adv else 'standard'}) on {device}", flush=True)
     start = time.perf_counter()
@@ -227,16 +154,16 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reports_errors
+@reports_errors
 def run_attack(args: argparse.Namespace) -> int:
     """Handler of ``robustmip attack``."""
-    device = _setup_runtime(args)
+    device = setup_runtime(args)
     if args.save_adv is not None:
-        _check_writable(args.save_adv)
+        check_writable(args.save_adv)
     model, meta = load_checkpoint(args.checkpoint)
     model.to(device)
     attack = PGDConfig(args.eps, args.steps, args.step_size, args.restarts)
-    test_set = _load(args, "test")
+    test_set = load_split(args, "test")
     if args.n > len(test_set):
         print(f"note: only {len(test_set)} {test_set.source} test images; using all of them",
               file=sys.stderr)
@@ -271,7 +198,7 @@ def _summarize(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
-@_reports_errors
+@reports_errors
 def run_info(args: argparse.Namespace) -> int:
     """Handler of ``robustmip info``."""
     _, meta = load_checkpoint(args.checkpoint)

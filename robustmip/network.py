@@ -21,7 +21,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from robustmip.errors import DataError, InvalidInput, UnsupportedLayer
+from robustmip.errors import DataError, InvalidInput
 
 Activation = Literal["relu", "identity"]
 

@@ -18,7 +18,7 @@ from robustmip.demo import load_demo_network
 from robustmip.errors import VnnlibError
 from robustmip.onnx_io import network_to_onnx
 from robustmip.vnncomp import run_benchmark, summarize
-from robustmip.vnnlib import check_property, load_vnnlib, parse_vnnlib
+from robustmip.vnnlib import check_property, parse_vnnlib
 
 
 def robustness_vnnlib(x: np.ndarray, label: int, eps: float, n_out: int = 10) -> str:

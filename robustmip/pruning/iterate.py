@@ -24,7 +24,12 @@ from robustmip.attacks.gradient import PGDConfig
 from robustmip.data import Dataset
 from robustmip.errors import InvalidInput
 from robustmip.network import Network
-from robustmip.pruning.importance import BoundsMode, ImportanceResult, LayerTerms, neuron_importance
+from robustmip.pruning.importance import (
+    BoundsMode,
+    ImportanceResult,
+    LayerTerms,
+    neuron_importance,
+)
 from robustmip.pruning.prune import MaskReport, linear_layers, prune
 from robustmip.training.loops import TrainData, train
 
