@@ -200,7 +200,7 @@ def test_ctrl_c_stops_workers_and_leaves_whole_lines(tmp_path):
         from pathlib import Path
         from robustmip.parallel import run_instances
         if __name__ == "__main__":
-            run_instances(work, make(40, Path({str(tmp_path)!r}), sleep=0.2), {str(out)!r}, key="id",
+            run_instances(work, make(60, Path({str(tmp_path)!r}), sleep=0.5), {str(out)!r}, key="id",
                           backend="processes", workers=2, progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
