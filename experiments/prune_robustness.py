@@ -82,6 +82,7 @@ class StudyConfig:
     bounds: str = "lp"
     workers: int | None = None
     backend: str = "processes"
+    torch_threads: int = 1
     data_dir: str | None = None
     embedded: bool = False
     seed: int = 0
@@ -353,6 +354,9 @@ def run_study(cfg: StudyConfig) -> dict:
     start = time.perf_counter()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
+    # One torch thread by default: beside solver processes, OpenMP spin-waiting made a training
+    # epoch ~100x slower on 2 cores (STACK_NOTES); on an idle machine 2 threads gain only ~1.4x.
+    torch.set_num_threads(cfg.torch_threads)
     train_set, test_set = _load_data(cfg)
     _log(f"data: {train_set.source} MNIST ({len(train_set)} train / {len(test_set)} test); run dir {cfg.run_dir}")
     original = stage_original(cfg, train_set, test_set)
@@ -391,6 +395,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--bounds", choices=["interval", "crown", "lp"], default=d.bounds)
     parser.add_argument("--workers", type=int, default=d.workers)
     parser.add_argument("--backend", choices=["serial", "processes", "ray"], default=d.backend)
+    parser.add_argument("--torch-threads", type=int, default=d.torch_threads, help="torch CPU threads for training")
     parser.add_argument("--data-dir", default=d.data_dir)
     parser.add_argument("--embedded", action="store_true", help="use the embedded MNIST subset")
     parser.add_argument("--seed", type=int, default=d.seed)
