@@ -144,16 +144,23 @@ def _json_default(value: Any) -> Any:
 
 @contextmanager
 def _sigint_held() -> Iterator[None]:
-    """Hold SIGINT back while a line is written, so Ctrl-C never leaves half a line (main thread only)."""
-    can_block = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if not can_block:
+    """Defer Ctrl-C while a line is written, so it never leaves half a line (main thread only).
+
+    A SIGINT that arrives inside the block is recorded by a temporary handler and raised as
+    KeyboardInterrupt right after it. (Masking SIGINT with pthread_sigmask instead let the kernel
+    hand the pending signal to a helper thread, and interrupted runs were seen to finish anyway.)
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
 
 
 class _Sink:
