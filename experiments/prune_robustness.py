@@ -29,6 +29,7 @@ import torch
 
 from robustmip.attacks import PGDConfig, clean_accuracy, transfer_accuracy
 from robustmip.attacks.milp_attack import milp_job
+from robustmip.bounds import BOUNDS_METHODS
 from robustmip.data import Dataset, load_dataset
 from robustmip.errors import InvalidInput
 from robustmip.models import build_model, load_checkpoint, save_checkpoint
@@ -80,6 +81,7 @@ class StudyConfig:
     solver: str = "highs"
     time_limit: float = 600.0
     bounds: str = "lp"
+    pgd_start: bool = True
     workers: int | None = None
     backend: str = "processes"
     torch_threads: int = 1
@@ -177,6 +179,7 @@ def stage_milp(cfg: StudyConfig, nets: dict[str, Path], test_set: Dataset) -> li
                     "key": f"{name}/{eps}/{i}", "net": name, "network": str(network_path), "eps": eps, "image": i,
                     "label": int(test_set.labels[i]), "x": test_set.images[i].reshape(-1).tolist(),
                     "solver": cfg.solver, "time_limit": cfg.time_limit, "bounds": cfg.bounds,
+                    "pgd_start": cfg.pgd_start,
                     "adv_path": str(cfg.run_dir / "adv" / f"{name}_{eps}_{i}.npz"),
                 })
     _log(f"{len(instances)} MILP jobs (x9 targets) on {cfg.backend} with {cfg.workers or 'all'} workers")
@@ -392,7 +395,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--eps", type=float, nargs="+", default=d.eps)
     parser.add_argument("--solver", choices=["highs", "gurobi"], default=d.solver)
     parser.add_argument("--time-limit", type=float, default=d.time_limit, help="seconds per MILP")
-    parser.add_argument("--bounds", choices=["interval", "crown", "lp"], default=d.bounds)
+    parser.add_argument("--bounds", choices=BOUNDS_METHODS, default=d.bounds)
+    parser.add_argument("--no-pgd-start", dest="pgd_start", action="store_false",
+                        help="start each MILP from the clean image instead of a targeted PGD point")
     parser.add_argument("--workers", type=int, default=d.workers)
     parser.add_argument("--backend", choices=["serial", "processes", "ray"], default=d.backend)
     parser.add_argument("--torch-threads", type=int, default=d.torch_threads, help="torch CPU threads for training")

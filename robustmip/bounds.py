@@ -12,6 +12,13 @@ Three levels, each at least as tight as the one before, all *sound* (never tight
     still unstable, layer by layer (HiGHS, warm-started). The LP value is not trusted as such: each
     bound is re-derived from the solver's dual multipliers by weak duality
     (:func:`_certified_lp_minimum`), so a solver tolerance cannot cut off a reachable value.
+``milp``
+    ``lp``, then, for every ReLU that is still unstable, a MILP over the exact big-M encoding of all
+    earlier layers with a short time limit per neuron (``milp_neuron_time_limit``), as MIPVerify does.
+    The bound taken is the solver's proven *dual* bound (valid whether or not the MILP finished),
+    widened by ``1e-6 (1 + |bound|)`` against the MILP tolerances (feasibility and integrality
+    ``1e-6``, which can only make the solver's relaxation larger, i.e. its bound weaker).
+    The first hidden layer is skipped (interval bounds are exact there) and so are identity layers.
 
 Bounds decide which ReLUs are stable and set the big-M constants of :mod:`robustmip.milp`. Every
 computed bound is widened by a relative ``1e-9`` against floating-point rounding.
@@ -29,9 +36,19 @@ import numpy as np
 from robustmip.errors import InvalidInput
 from robustmip.network import AffineLayer, Network
 
-BoundsMethod = Literal["interval", "crown", "lp"]
-BOUNDS_METHODS: tuple[str, ...] = ("interval", "crown", "lp")
+BoundsMethod = Literal["interval", "crown", "lp", "milp"]
+BOUNDS_METHODS: tuple[str, ...] = ("interval", "crown", "lp", "milp")
 _ROUNDING_SLACK = 1e-9
+_MILP_SLACK = 1e-6
+# A bound MILP only needs HiGHS's dual bound: primal heuristics (sub-MIPs above all) took 60 % of
+# its time on MNIST MLPs and are switched off (0.35-0.55 s instead of 1.1 s per neuron, measured).
+_DUAL_BOUND_ONLY = {
+    "mip_heuristic_effort": 0.0,
+    "mip_heuristic_run_rins": False,
+    "mip_heuristic_run_rens": False,
+    "mip_heuristic_run_root_reduced_cost": False,
+    "mip_heuristic_run_feasibility_jump": False,
+}
 
 
 @dataclass
@@ -44,7 +61,8 @@ class Bounds:
             (the last entry bounds the logits).
         method: the level that produced them.
         seconds: wall time spent computing them.
-        lp_solves: number of LPs solved (``lp`` level only).
+        lp_solves: number of LPs solved (``lp`` and ``milp`` levels).
+        milp_solves: number of per-neuron MILPs solved (``milp`` level only).
     """
 
     input_lower: np.ndarray
@@ -54,6 +72,7 @@ class Bounds:
     method: str
     seconds: float = 0.0
     lp_solves: int = 0
+    milp_solves: int = 0
     activations: tuple[str, ...] = field(default=())
 
     def post_activation(self, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +106,10 @@ class Bounds:
                     "unstable": int(self.unstable(k).sum()),
                 }
             )
-        return {"method": self.method, "seconds": self.seconds, "lp_solves": self.lp_solves, "layers": rows}
+        return {
+            "method": self.method, "seconds": self.seconds, "lp_solves": self.lp_solves,
+            "milp_solves": self.milp_solves, "layers": rows,
+        }
 
 
 def input_box(
@@ -185,18 +207,22 @@ def compute_bounds(
     method: BoundsMethod = "lp",
     lp_time_limit: float | None = None,
     threads: int = 1,
+    milp_neuron_time_limit: float = 1.0,
 ) -> Bounds:
     """Bounds of every pre-activation of ``net`` for inputs in ``[lower, upper]``.
 
     Args:
         lower, upper: the input box, float64 ``(n_inputs,)``.
-        method: ``"interval"``, ``"crown"`` or ``"lp"`` (see the module docstring).
-        lp_time_limit: wall-clock budget in seconds for all LPs together; neurons left when it runs
-            out keep their ``crown`` bounds (still sound).
-        threads: HiGHS threads for the LPs.
+        method: ``"interval"``, ``"crown"``, ``"lp"`` or ``"milp"`` (see the module docstring).
+        lp_time_limit: wall-clock budget in seconds for all LPs and MILPs together; neurons left when
+            it runs out keep their bounds from the cheaper levels (still sound).
+        threads: HiGHS threads for the LPs and MILPs.
+        milp_neuron_time_limit: seconds per MILP (one bound of one neuron) at the ``milp`` level.
     """
     if method not in BOUNDS_METHODS:
         raise InvalidInput(f"unknown bounds method {method!r}; choose one of {BOUNDS_METHODS}")
+    if not milp_neuron_time_limit > 0:
+        raise InvalidInput(f"milp_neuron_time_limit must be > 0 seconds, got {milp_neuron_time_limit}")
     lower = np.asarray(lower, dtype=np.float64).reshape(-1)
     upper = np.asarray(upper, dtype=np.float64).reshape(-1)
     if lower.shape != (net.n_inputs,) or upper.shape != (net.n_inputs,):
@@ -207,22 +233,26 @@ def compute_bounds(
     activations = tuple(layer.activation for layer in net.layers)
     result = Bounds(lower, upper, [], [], method, activations=activations)
     tightener = None
-    if method == "lp":
-        tightener = LpTightener(net, lower, upper, threads=threads, deadline=None if lp_time_limit is None else start + lp_time_limit)
+    if method in ("lp", "milp"):
+        deadline = None if lp_time_limit is None else start + lp_time_limit
+        tightener = LpTightener(net, lower, upper, threads=threads, deadline=deadline, binaries=method == "milp")
     for k, layer in enumerate(net.layers):
         h_lo, h_up = result.post_activation(k - 1) if k > 0 else (lower, upper)
         lo, up = interval_layer(layer, h_lo, h_up)
-        if method in ("crown", "lp") and k > 0:
+        if method != "interval" and k > 0:
             c_lo, c_up = crown_layer(net, k, result.lower, result.upper, (lower, upper))
             lo, up = np.maximum(lo, c_lo), np.minimum(up, c_up)
         if tightener is not None and k > 0:
             lo, up = tightener.tighten_layer(k, lo, up)
+            if method == "milp" and layer.activation == "relu":
+                lo, up = tightener.tighten_layer(k, lo, up, exact=True, neuron_time_limit=milp_neuron_time_limit)
         result.lower.append(lo)
         result.upper.append(up)
         if tightener is not None:
             tightener.add_layer(k, lo, up)
     result.seconds = time.perf_counter() - start
-    result.lp_solves = tightener.solves if tightener is not None else 0
+    if tightener is not None:
+        result.lp_solves, result.milp_solves = tightener.solves, tightener.milp_solves
     return result
 
 
@@ -255,23 +285,36 @@ def _certified_lp_minimum(
 
 
 class LpTightener:
-    """Incremental LP over the triangle relaxation of a network, used to tighten bounds layer by layer.
+    """Incremental LP (or MILP) over a relaxation of a network, used to tighten bounds layer by layer.
 
     Columns are the inputs and the post-activations ``h_k`` of the layers added so far; each added
     layer contributes an equality row per stable-active or identity neuron and two rows (``h >= a``,
     triangle upper side) per unstable ReLU. Stably inactive neurons are columns fixed at 0.
+
+    With ``binaries=True`` every unstable ReLU also gets an indicator column ``v`` in ``[0, 1]`` and the
+    two big-M rows of :mod:`robustmip.milp.encode` (``h <= u v``, ``h <= a - l (1 - v)``). Their LP
+    relaxation is exactly the triangle, so LP bounds do not change; declaring the indicators integer
+    (``tighten_layer(..., exact=True)``) turns the model into the exact MILP of the earlier layers.
     """
 
-    def __init__(self, net: Network, lower: np.ndarray, upper: np.ndarray, threads: int = 1, deadline: float | None = None):
+    def __init__(
+        self, net: Network, lower: np.ndarray, upper: np.ndarray, threads: int = 1,
+        deadline: float | None = None, binaries: bool = False,
+    ):
         self.net = net
         self.deadline = deadline
+        self.binaries = binaries
         self.solves = 0
+        self.milp_solves = 0
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("threads", int(threads))
+        for option, value in _DUAL_BOUND_ONLY.items():
+            self.highs.setOptionValue(option, value)
         self.col_lower = lower.copy()
         self.col_upper = upper.copy()
         self.layer_cols: list[np.ndarray] = []
+        self.indicator_cols = np.zeros(0, dtype=np.int32)
         self.input_cols = np.arange(lower.shape[0])
         self.highs.addVars(lower.shape[0], lower, upper)
         self.row_idx = np.zeros(0, dtype=np.int64)
@@ -283,6 +326,13 @@ class LpTightener:
     def _previous_cols(self, k: int) -> np.ndarray:
         return self.input_cols if k == 0 else self.layer_cols[k - 1]
 
+    def _add_cols(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        first_col = self.col_lower.shape[0]
+        self.highs.addVars(lower.shape[0], lower, upper)
+        self.col_lower = np.concatenate([self.col_lower, lower])
+        self.col_upper = np.concatenate([self.col_upper, upper])
+        return np.arange(first_col, first_col + lower.shape[0])
+
     def add_layer(self, k: int, lower: np.ndarray, upper: np.ndarray) -> None:
         """Add layer ``k``'s post-activation columns and relaxation rows, using its final bounds."""
         if k == len(self.net.layers) - 1:
@@ -291,63 +341,77 @@ class LpTightener:
         relu = layer.activation == "relu"
         h_lo = np.maximum(lower, 0.0) if relu else lower
         h_up = np.maximum(upper, 0.0) if relu else upper
-        first_col = self.col_lower.shape[0]
-        cols = np.arange(first_col, first_col + layer.n_out)
-        self.highs.addVars(layer.n_out, h_lo, h_up)
-        self.col_lower = np.concatenate([self.col_lower, h_lo])
-        self.col_upper = np.concatenate([self.col_upper, h_up])
+        cols = self._add_cols(h_lo, h_up)
         self.layer_cols.append(cols)
         prev = self._previous_cols(k)
 
         exact = (lower >= 0) if relu else np.ones(layer.n_out, dtype=bool)
-        unstable = (lower < 0) & (upper > 0) if relu else np.zeros(layer.n_out, dtype=bool)
-        blocks = []
-        # h - W h_prev = b for identity / stably active neurons.
-        for i in np.flatnonzero(exact):
-            blocks.append((cols[i], 1.0, layer.W[i], layer.b[i], layer.b[i]))
-        for i in np.flatnonzero(unstable):
+        unstable = np.flatnonzero((lower < 0) & (upper > 0)) if relu else np.zeros(0, dtype=np.int64)
+        # A row: (columns, coefficients, lower, upper) over [own column(s), previous layer].
+        blocks: list[tuple[np.ndarray, np.ndarray, float, float]] = []
+        for i in np.flatnonzero(exact):  # h - W h_prev = b for identity / stably active neurons
+            blocks.append(self._row(cols[i], 1.0, layer.W[i], prev, layer.b[i], layer.b[i]))
+        for i in unstable:
             slope = upper[i] / (upper[i] - lower[i])
-            blocks.append((cols[i], 1.0, layer.W[i], layer.b[i], np.inf))  # h >= W h_prev + b
-            blocks.append((cols[i], 1.0, slope * layer.W[i], -np.inf, slope * (layer.b[i] - lower[i])))
-        if not blocks:
-            return
-        starts, indices, values, lows, ups = [], [], [], [], []
+            blocks.append(self._row(cols[i], 1.0, layer.W[i], prev, layer.b[i], np.inf))  # h >= W h_prev + b
+            blocks.append(self._row(cols[i], 1.0, slope * layer.W[i], prev, -np.inf, slope * (layer.b[i] - lower[i])))
+        if self.binaries and unstable.shape[0]:
+            v_cols = self._add_cols(np.zeros(unstable.shape[0]), np.ones(unstable.shape[0]))
+            self.indicator_cols = np.concatenate([self.indicator_cols, v_cols.astype(np.int32)])
+            for i, v in zip(unstable, v_cols):
+                own = np.array([cols[i], v])
+                blocks.append((own, np.array([1.0, -upper[i]]), -np.inf, 0.0))  # h <= u v
+                # h <= W h_prev + b - l (1 - v)
+                blocks.append(self._row(own, np.array([1.0, -lower[i]]), layer.W[i], prev, -np.inf, layer.b[i] - lower[i]))
+        if blocks:
+            self._add_rows(blocks)
+
+    @staticmethod
+    def _row(own_cols, own_coefs, w_row: np.ndarray, prev: np.ndarray, lo: float, up: float):
+        nz = np.flatnonzero(w_row)
+        return (
+            np.concatenate([np.atleast_1d(own_cols), prev[nz]]),
+            np.concatenate([np.atleast_1d(own_coefs), -w_row[nz]]),
+            lo,
+            up,
+        )
+
+    def _add_rows(self, blocks: list[tuple[np.ndarray, np.ndarray, float, float]]) -> None:
         first_row = self.row_lower.shape[0]
-        nnz = 0
-        for own_col, own_coef, w_row, lo, up in blocks:
-            nz = np.flatnonzero(w_row)
-            starts.append(nnz)
-            indices.append(np.concatenate([[own_col], prev[nz]]))
-            values.append(np.concatenate([[own_coef], -w_row[nz]]))
-            nnz += nz.shape[0] + 1
-            lows.append(lo)
-            ups.append(up)
-        idx = np.concatenate(indices).astype(np.int32)
-        val = np.concatenate(values)
-        lows_arr, ups_arr = np.asarray(lows, dtype=np.float64), np.asarray(ups, dtype=np.float64)
+        lengths = [cols.shape[0] for cols, _, _, _ in blocks]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int32)
+        idx = np.concatenate([cols for cols, _, _, _ in blocks]).astype(np.int32)
+        val = np.concatenate([coefs for _, coefs, _, _ in blocks]).astype(np.float64)
+        lows = np.array([lo for _, _, lo, _ in blocks], dtype=np.float64)
+        ups = np.array([up for _, _, _, up in blocks], dtype=np.float64)
         self.highs.addRows(
             len(blocks),
-            np.where(np.isfinite(lows_arr), lows_arr, -highspy.kHighsInf),
-            np.where(np.isfinite(ups_arr), ups_arr, highspy.kHighsInf),
-            nnz,
-            np.asarray(starts, dtype=np.int32),
+            np.where(np.isfinite(lows), lows, -highspy.kHighsInf),
+            np.where(np.isfinite(ups), ups, highspy.kHighsInf),
+            int(idx.shape[0]),
+            starts,
             idx,
             val,
         )
-        row_of_entry = np.repeat(np.arange(first_row, first_row + len(blocks)), [len(v) for v in values])
-        self.row_idx = np.concatenate([self.row_idx, row_of_entry])
+        self.row_idx = np.concatenate([self.row_idx, np.repeat(np.arange(first_row, first_row + len(blocks)), lengths)])
         self.col_idx = np.concatenate([self.col_idx, idx.astype(np.int64)])
         self.values = np.concatenate([self.values, val])
-        self.row_lower = np.concatenate([self.row_lower, lows_arr])
-        self.row_upper = np.concatenate([self.row_upper, ups_arr])
+        self.row_lower = np.concatenate([self.row_lower, lows])
+        self.row_upper = np.concatenate([self.row_upper, ups])
+
+    def _time_left(self, cap: float | None = None) -> float | None:
+        """Seconds for the next solve (None: unlimited), ``<= 0`` when the budget is spent."""
+        left = None if self.deadline is None else self.deadline - time.perf_counter()
+        if cap is not None:
+            left = cap if left is None else min(left, cap)
+        return left
 
     def _minimum(self, cost: np.ndarray) -> float | None:
         """Certified ``min cost.x`` over the current LP, or ``None`` when out of time or unsolved."""
-        if self.deadline is not None:
-            left = self.deadline - time.perf_counter()
-            if left <= 0:
-                return None
-            self.highs.setOptionValue("time_limit", float(left))
+        left = self._time_left()
+        if left is not None and left <= 0:
+            return None
+        self.highs.setOptionValue("time_limit", float(left) if left is not None else highspy.kHighsInf)
         self.highs.changeColsCost(cost.shape[0], np.arange(cost.shape[0], dtype=np.int32), cost)
         self.highs.run()
         self.solves += 1
@@ -358,25 +422,65 @@ class LpTightener:
         args = (self.col_lower, self.col_upper, rows, self.row_lower, self.row_upper)
         return max(_certified_lp_minimum(cost, *args, duals), _certified_lp_minimum(cost, *args, -duals))
 
-    def tighten_layer(self, k: int, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """LP bounds for layer ``k``'s unstable ReLUs (every neuron of an identity layer)."""
+    def _milp_minimum(self, cost: np.ndarray, neuron_time_limit: float) -> float | None:
+        """A proven lower bound on ``min cost.x`` over the MILP (the solver's dual bound, widened)."""
+        left = self._time_left(neuron_time_limit)
+        if left <= 0:
+            return None
+        self.highs.setOptionValue("time_limit", float(left))
+        self.highs.changeColsCost(cost.shape[0], np.arange(cost.shape[0], dtype=np.int32), cost)
+        self.highs.run()
+        self.milp_solves += 1
+        status = self.highs.getModelStatus()
+        if status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kTimeLimit):
+            return None
+        bound = float(self.highs.getInfo().mip_dual_bound)
+        if not np.isfinite(bound):
+            return None
+        return bound - _MILP_SLACK * (1.0 + abs(bound))
+
+    def _set_integrality(self, integer: bool) -> None:
+        n = self.indicator_cols.shape[0]
+        kind = highspy.HighsVarType.kInteger if integer else highspy.HighsVarType.kContinuous
+        self.highs.changeColsIntegrality(n, self.indicator_cols, np.array([kind] * n))
+
+    def tighten_layer(
+        self, k: int, lower: np.ndarray, upper: np.ndarray, exact: bool = False, neuron_time_limit: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """LP (or, with ``exact``, MILP) bounds for layer ``k``'s unstable ReLUs (every neuron of an identity layer).
+
+        ``exact`` needs ``binaries=True`` and does nothing when the earlier layers have no unstable
+        ReLU (the LP is then exact already); ``neuron_time_limit`` caps each MILP (seconds).
+        """
         layer = self.net.layers[k]
         lower, upper = lower.copy(), upper.copy()
         if layer.activation == "relu":
             targets = np.flatnonzero((lower < 0) & (upper > 0))
         else:
             targets = np.arange(layer.n_out)
+        if exact and (not self.binaries or self.indicator_cols.shape[0] == 0):
+            return lower, upper
         prev = self._previous_cols(k)
         n_cols = self.col_lower.shape[0]
-        for i in targets:
-            cost = np.zeros(n_cols)
-            cost[prev] = layer.W[i]
-            neg_max = self._minimum(-cost)
-            if neg_max is not None:
-                upper[i] = min(upper[i], -neg_max + layer.b[i] + _ROUNDING_SLACK * (1 + abs(neg_max)))
-            if layer.activation == "relu" and upper[i] <= 0:
-                continue
-            low = self._minimum(cost)
-            if low is not None:
-                lower[i] = max(lower[i], low + layer.b[i] - _ROUNDING_SLACK * (1 + abs(low)))
+        if exact:
+            self._set_integrality(True)
+
+        def minimum(cost: np.ndarray) -> float | None:
+            return self._milp_minimum(cost, neuron_time_limit) if exact else self._minimum(cost)
+
+        try:
+            for i in targets:
+                cost = np.zeros(n_cols)
+                cost[prev] = layer.W[i]
+                neg_max = minimum(-cost)
+                if neg_max is not None:
+                    upper[i] = min(upper[i], -neg_max + layer.b[i] + _ROUNDING_SLACK * (1 + abs(neg_max)))
+                if layer.activation == "relu" and upper[i] <= 0:
+                    continue
+                low = minimum(cost)
+                if low is not None:
+                    lower[i] = max(lower[i], low + layer.b[i] - _ROUNDING_SLACK * (1 + abs(low)))
+        finally:
+            if exact:
+                self._set_integrality(False)
         return lower, upper

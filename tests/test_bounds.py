@@ -74,3 +74,34 @@ def test_input_box_validation():
     lower, upper = input_box(np.array([0.0, 0.5, 1.0]), 0.2)
     np.testing.assert_allclose(lower, [0.0, 0.3, 0.8])
     np.testing.assert_allclose(upper, [0.2, 0.7, 1.0])
+
+
+def test_milp_bounds_equal_the_exact_ranges_of_the_neurons_they_tighten():
+    """On tiny nets every per-neuron MILP finishes: its bound is the exact range (up to the 1e-6 widening)."""
+    checked = solves = 0
+    for dims in tiny_architectures():
+        if len(dims) < 4:
+            continue
+        for seed in range(3):
+            rng = np.random.default_rng(100 * seed + sum(dims))
+            net = random_network(rng, dims)
+            lower, upper = input_box(rng.uniform(size=dims[0]), 0.3)
+            exact = exact_preactivation_ranges(net, lower, upper)
+            lp = compute_bounds(net, lower, upper, "lp")
+            milp = compute_bounds(net, lower, upper, "milp", milp_neuron_time_limit=10.0)
+            solves += milp.milp_solves
+            for k in range(1, len(dims) - 2):
+                tightened = lp.unstable(k)
+                for lo, hi, ex_lo, ex_hi in zip(milp.lower[k][tightened], milp.upper[k][tightened],
+                                                exact[k][0][tightened], exact[k][1][tightened]):
+                    assert hi == pytest.approx(ex_hi, abs=1e-5 * (1 + abs(ex_hi)))
+                    if hi > 0:  # a neuron proved inactive skips its lower-bound MILP
+                        assert lo == pytest.approx(ex_lo, abs=1e-5 * (1 + abs(ex_lo)))
+                    checked += 1
+    assert checked >= 5 and solves >= checked
+
+
+def test_milp_neuron_time_limit_must_be_positive():
+    net = random_network(np.random.default_rng(0), [3, 4, 4, 2])
+    with pytest.raises(InvalidInput, match="milp_neuron_time_limit"):
+        compute_bounds(net, np.zeros(3), np.ones(3), "milp", milp_neuron_time_limit=0.0)

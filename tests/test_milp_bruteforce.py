@@ -76,3 +76,48 @@ def test_verify_decision_agrees_with_enumeration(dims, seed, strategy):
             assert verdict.status == "adversarial"
             assert verdict.counterexample_margin < 0
             assert np.all(np.abs(verdict.counterexample - x) <= eps + 1e-12)
+
+
+@pytest.mark.parametrize("dims,seed", CASES[::2])
+def test_pgd_started_optimum_matches_enumeration(dims, seed):
+    """With a falsifier, the MILP starts from PGD's point and focuses on the bound: same optimum."""
+    from robustmip.attacks.falsify import property_falsifier
+
+    net, x, label = _setup(dims, seed)
+    lower, upper = input_box(x, 0.25)
+    problem = ImageProblem(net, x, label, 0.25, solver=MilpSolver("highs", 30), falsifier=property_falsifier())
+    for target in (t for t in range(net.n_outputs) if t != label):
+        c = np.eye(net.n_outputs)[label] - np.eye(net.n_outputs)[target]
+        exact = exact_min(net, c, lower, upper)
+        v = problem.margin(target=target)
+        assert v.objective == pytest.approx(exact, abs=1e-6)
+        assert v.times["falsify"] > 0
+        decided = problem.margin(target=target, decision=True)
+        assert decided.status == ("adversarial" if exact < -1e-6 else "robust" if exact > 1e-6 else decided.status)
+
+
+def _solvers() -> list:
+    from conftest import gurobi_skip_reason
+
+    reason = gurobi_skip_reason()
+    return ["highs", pytest.param("gurobi", marks=pytest.mark.skipif(reason is not None, reason=reason or ""))]
+
+
+@pytest.mark.parametrize("solver", _solvers())
+@pytest.mark.parametrize("dims,seed", CASES[:4])
+def test_decide_below_stops_at_the_cutoff_in_both_directions(dims, seed, solver):
+    """``decide_below=d``: "feasible" with an objective < d when the minimum is below d, else "infeasible"."""
+    net, x, label = _setup(dims, seed)
+    lower, upper = input_box(x, 0.25)
+    target = (label + 1) % net.n_outputs
+    exact = exact_min(net, np.eye(net.n_outputs)[label] - np.eye(net.n_outputs)[target], lower, upper)
+    problem = ImageProblem(net, x, label, 0.25, solver=MilpSolver(solver, 30))
+    enc = problem.encoding
+    enc.block.objective.set_value(problem._margin_expr(target, decision=False))
+    for focus in ("balanced", "bound"):
+        above = problem.solver.solve(enc.block, decide_below=exact + 0.05, focus=focus)
+        assert above.status == "feasible" and above.objective < exact + 0.05
+        below = problem.solver.solve(enc.block, decide_below=exact - 0.05, focus=focus)
+        assert below.status == "infeasible"
+        optimum = problem.solver.solve(enc.block, focus=focus)  # the cutoff does not stick to later solves
+        assert optimum.status == "optimal" and optimum.objective == pytest.approx(exact, abs=1e-6)

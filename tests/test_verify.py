@@ -180,3 +180,19 @@ def test_set_point_gives_a_feasible_mip_start(small_case):
         body = pyo.value(con.body)
         assert (con.lower is None or body >= pyo.value(con.lower) - 1e-9) and (con.upper is None or body <= pyo.value(con.upper) + 1e-9)
     np.testing.assert_allclose([pyo.value(enc.logits[j]) for j in range(net.n_outputs)], net.forward(x), atol=1e-12)
+
+
+def test_decision_answered_by_the_falsifier_needs_no_bounds(small_case):
+    from robustmip.attacks.falsify import property_falsifier
+
+    net, x, label = small_case
+    problem = ImageProblem(net, x, label, 0.5, falsifier=property_falsifier())
+    verdict = problem.margin(decision=True)
+    assert verdict.status == "adversarial" and verdict.proof == "pgd"
+    assert problem._bounds is None and problem._enc is None
+
+
+def test_unknown_focus_is_rejected(small_case):
+    problem = _problem(small_case)
+    with pytest.raises(InvalidInput, match="focus"):
+        problem.solver.solve(problem.encoding.block, focus="fast")

@@ -2,7 +2,8 @@
 
 Soundness rules enforced here, and only here:
 
-* ``robust`` only from a proof: sound bounds, a solver-proved infeasibility of "margin <= 0", or a
+* ``robust`` only from a proof that no input of the box has a margin ``< 0`` (a tie is not a
+  counterexample): sound bounds, the solver's cutoff proving that no solution lies below 0, or a
   proven objective bound > 0. A time limit without such a proof is ``unknown``.
 * ``adversarial`` only with a counterexample that lies in the input box and is misclassified by the
   float64 :meth:`Network.forward`. A solver point that fails this re-check is never reported as
@@ -35,6 +36,8 @@ from robustmip.milp.solve import MilpSolver, SolveResult
 from robustmip.network import Network
 
 Outcome = Literal["robust", "adversarial", "unknown"]
+_STRICT = 1e-9
+"""A property's decision MILP asks "is ``-slack`` below this?": no solution below it proves slack < 0."""
 Falsifier = Callable[[Network, np.ndarray, np.ndarray, Sequence[OutputConjunction]], "np.ndarray | None"]
 """``(net, lower, upper, conjunctions) -> candidate input or None``: a cheap search (e.g. PGD, see
 :mod:`robustmip.attacks.falsify`) run before any MILP. Its candidates are re-checked here."""
@@ -133,14 +136,18 @@ def _validate(
 class ImageProblem:
     """One persistent MILP for (network, image, eps) that answers every target's question.
 
-    Bounds are computed once in the constructor; the Pyomo model is built on first use and kept,
-    with its solver, so later targets only change the objective.
+    Bounds are computed on first need and the Pyomo model is built on first use and kept, with its
+    solver, so later targets only change the objective. With a ``falsifier`` (e.g. PGD, see
+    :mod:`robustmip.attacks.falsify`), every question first searches the box for the target: a
+    re-checked counterexample answers a decision without any MILP (nor bounds), and otherwise the
+    best point found seeds the MILP as its MIP start, letting the solver focus on the bound.
 
     Args:
         net: the network; x: the image (any shape with ``net.n_inputs`` values, in the input domain);
         label: its true class; eps: l-infinity radius in input units;
         solver: a :class:`MilpSolver` or a solver name; bounds_method: see :mod:`robustmip.bounds`;
-        domain: the valid input range the box is clipped to (pixels: ``(0, 1)``).
+        domain: the valid input range the box is clipped to (pixels: ``(0, 1)``);
+        falsifier: the cheap search run before each MILP, or None.
     """
 
     def __init__(
@@ -155,6 +162,7 @@ class ImageProblem:
         bounds_method: BoundsMethod = "lp",
         threads: int = 1,
         domain: tuple[float | None, float | None] = (0.0, 1.0),
+        falsifier: Falsifier | None = None,
     ):
         self.net = net
         self.x = _validate(net, x, label, eps, domain)
@@ -162,10 +170,20 @@ class ImageProblem:
         self.eps = float(eps)
         self.box = input_box(self.x, eps, *domain)
         self.solver = solver if isinstance(solver, MilpSolver) else MilpSolver(solver, time_limit, threads)
-        self.bounds: Bounds = compute_bounds(net, *self.box, method=bounds_method, threads=threads)
+        self.bounds_method = bounds_method
+        self.threads = threads
+        self.falsifier = falsifier
+        self._bounds: Bounds | None = None
         self._enc: EncodedNetwork | None = None
         self._untargeted: dict[tuple[int, ...], object] = {}
         self.build_seconds = 0.0
+        self.falsify_seconds = 0.0
+
+    @property
+    def bounds(self) -> Bounds:
+        if self._bounds is None:
+            self._bounds = compute_bounds(self.net, *self.box, method=self.bounds_method, threads=self.threads)
+        return self._bounds
 
     @property
     def encoding(self) -> EncodedNetwork:
@@ -181,12 +199,39 @@ class ImageProblem:
         """Classes that the bounds do not already rule out."""
         return candidate_targets(self.bounds, self.label)
 
-    def _times(self, solve: SolveResult | None) -> dict:
+    def _times(self, solve: SolveResult | None, falsify: float = 0.0) -> dict:
         return {
-            "bounds": self.bounds.seconds,
+            "falsify": falsify,
+            "bounds": 0.0 if self._bounds is None else self._bounds.seconds,
             "build": self.build_seconds,
             "solve": solve.seconds if solve is not None else 0.0,
         }
+
+    def search(self, target: int | None = None) -> tuple[np.ndarray | None, float]:
+        """Run the falsifier on "class ``target`` (any class if None) beats the label" over the box.
+
+        Returns its point (inside the box, or None without falsifier) and the seconds it took.
+        """
+        if self.falsifier is None:
+            return None, 0.0
+        start = time.perf_counter()
+        targets = [t for t in range(self.net.n_outputs) if t != self.label] if target is None else [int(target)]
+        point = self.falsifier(self.net, *self.box, robustness_conjunctions(self.net.n_outputs, self.label, targets))
+        seconds = time.perf_counter() - start
+        self.falsify_seconds += seconds
+        if point is None:
+            return None, seconds
+        return np.clip(np.asarray(point, dtype=np.float64).reshape(-1), *self.box), seconds
+
+    def _counterexample(self, point: np.ndarray, target: int | None, verdict: Verdict, proof: str) -> bool:
+        """Fill ``verdict`` as adversarial if ``point`` passes the float64 re-check; return whether it did."""
+        ok, point, margin, predicted = recheck(self.net, point, self.label, self.box, target)
+        if ok:
+            verdict.status, verdict.proof = "adversarial", proof
+            verdict.counterexample = point.reshape(self.net.input_shape)
+            verdict.counterexample_margin, verdict.predicted = margin, predicted
+            verdict.distortion = float(np.abs(point - self.x).max())
+        return ok
 
     def _margin_expr(self, target: int | None, decision: bool):
         """The margin expression; untargeted decisions skip the targets the bounds rule out."""
@@ -211,57 +256,56 @@ class ImageProblem:
 
         Args:
             target: the class to reach, or None for any class.
-            decision: answer only robust / adversarial: add ``margin <= 0`` and stop at the first
-                incumbent (infeasible means robust). Targets the bounds rule out are then robust
-                without a solve. Without ``decision`` the MILP is solved to optimality for the OFV.
+            decision: answer only robust / adversarial. The falsifier's counterexample (if any)
+                answers without a MILP; targets the bounds rule out are robust without a solve;
+                otherwise the MILP is asked "is the margin below 0?" with the solver's cutoff
+                (it stops at the first counterexample or once the bound proves the margin >= 0).
+                Without ``decision`` the MILP is solved to optimality for the OFV.
             time_limit: seconds for this question (default: the solver's).
             start: an input in the box whose forward pass seeds the optimisation as a MIP start
-                (default: the image itself, which is always feasible).
+                (default: the falsifier's best point, else the image itself, always feasible).
         """
         if target is not None and (not 0 <= int(target) < self.net.n_outputs or int(target) == self.label):
             raise InvalidInput(f"target {target} must be a class other than the label {self.label}")
+        searched, falsify = (None, 0.0) if start is not None else self.search(target)
+        if decision and searched is not None:
+            verdict = Verdict("unknown", self.label, self.eps, target, times=self._times(None, falsify))
+            if self._counterexample(searched, target, verdict, "pgd"):
+                return verdict
         base = Verdict("unknown", self.label, self.eps, target)
         candidates = self.candidate_targets()
         if decision and (not candidates or (target is not None and target not in candidates)):
             base.status, base.proof = "robust", "bounds"
             base.reason = "bounds: the label's logit beats every target's"
-            base.times = self._times(None)
+            base.times = self._times(None, falsify)
             return base
         expr = self._margin_expr(target, decision)
         enc = self.encoding
         enc.block.objective.set_value(expr)
+        focus = "bound" if (start is not None or searched is not None) else "balanced"
         if decision:
-            enc.block.decision = pyo.Constraint(expr=expr <= 0.0)
-            try:
-                result = self.solver.solve(enc.block, time_limit, first_solution=True)
-            finally:
-                enc.block.del_component("decision")
-            verdict = self._interpret(result, target, decision=True)
+            result = self.solver.solve(enc.block, time_limit, decide_below=0.0, focus=focus)
+            verdict = self._interpret(result, target, decision=True, falsify=falsify)
             if verdict.status != "unknown" or not result.has_solution:
                 return verdict
             # A near-tie point failed the float64 re-check: ask for the optimum instead.
-        enc.set_point(self.x if start is None else start)
-        result = self.solver.solve(enc.block, time_limit, warm_start=True)
-        return self._interpret(result, target, decision=False)
+        point = start if start is not None else (searched if searched is not None else self.x)
+        enc.set_point(point)
+        result = self.solver.solve(enc.block, time_limit, warm_start=True, focus=focus)
+        return self._interpret(result, target, decision=False, falsify=falsify)
 
-    def _interpret(self, result: SolveResult, target: int | None, decision: bool) -> Verdict:
+    def _interpret(self, result: SolveResult, target: int | None, decision: bool, falsify: float = 0.0) -> Verdict:
         verdict = Verdict(
             "unknown", self.label, self.eps, target,
             objective=None if decision else result.objective,
             bound=None if decision else result.bound,
-            solver_status=result.status, times=self._times(result),
+            solver_status=result.status, times=self._times(result, falsify),
         )
-        if result.has_solution:
-            ok, point, margin, predicted = recheck(self.net, self.encoding.input_values(), self.label, self.box, target)
-            if ok:
-                verdict.status, verdict.proof = "adversarial", "milp"
-                verdict.counterexample = point.reshape(self.net.input_shape)
-                verdict.counterexample_margin, verdict.predicted = margin, predicted
-                verdict.distortion = float(np.abs(point - self.x).max())
-                return verdict
+        if result.has_solution and self._counterexample(self.encoding.input_values(), target, verdict, "milp"):
+            return verdict
         if decision and result.status == "infeasible":
             verdict.status, verdict.proof = "robust", "milp"
-            verdict.reason = "MILP: margin <= 0 proved infeasible"
+            verdict.reason = "MILP: the cutoff proved the margin >= 0 (no input below it)"
             return verdict
         if not decision and result.bound is not None and result.bound > 0.0 and result.status in ("optimal", "time_limit"):
             verdict.status, verdict.proof = "robust", "milp"
@@ -317,24 +361,15 @@ def verify(
             counterexample_margin=margin, predicted=predicted, distortion=0.0, proof="clean",
             reason="the image itself is misclassified",
         )
-    if falsifier is not None:
-        start = time.perf_counter()
-        box = input_box(flat, eps, *domain)
-        targets = [t for t in range(net.n_outputs) if t != int(label)]
-        candidate = falsifier(net, *box, robustness_conjunctions(net.n_outputs, int(label), targets))
-        seconds = time.perf_counter() - start
-        if candidate is not None:
-            ok, point, margin, predicted = recheck(net, candidate, int(label), box)
-            if ok:
-                return Verdict(
-                    "adversarial", int(label), float(eps), counterexample=point.reshape(net.input_shape),
-                    counterexample_margin=margin, predicted=predicted,
-                    distortion=float(np.abs(point - flat).max()), proof="pgd", times={"falsify": seconds},
-                )
     problem = ImageProblem(
         net, flat, label, eps, solver=solver, time_limit=time_limit,
-        bounds_method=bounds_method, threads=threads, domain=domain,
+        bounds_method=bounds_method, threads=threads, domain=domain, falsifier=falsifier,
     )
+    point, seconds = problem.search(None)
+    if point is not None:
+        verdict = Verdict("unknown", int(label), float(eps), times={"falsify": seconds})
+        if problem._counterexample(point, None, verdict, "pgd"):
+            return verdict
     targets = problem.candidate_targets()
     if strategy == "joint" or not targets:
         return problem.margin(decision=True)
@@ -352,7 +387,7 @@ def verify(
             return verdict
         if verdict.status == "unknown":
             undecided = verdict
-    times = {**problem._times(None), "solve": solve_seconds}
+    times = {**problem._times(None, problem.falsify_seconds), "solve": solve_seconds}
     if undecided is not None:
         undecided.target, undecided.times = None, times
         return undecided
@@ -523,7 +558,8 @@ def decide_output_property(
 
     ``sat`` needs a point that satisfies a conjunction exactly in the float64 forward pass. Each MILP
     first stops at any point with slack ``>= 0``; if that point fails the re-check it maximises the
-    slack to move away from the boundary. ``unsat`` comes from the bounds or a proved infeasibility.
+    slack to move away from the boundary. ``unsat`` comes from the bounds or from the solver's cutoff
+    proving the slack ``< 0`` everywhere.
 
     ``strategy="split"`` (default) decides the conjunctions one by one on one persistent model (those
     the bounds exclude cost nothing); ``"joint"`` poses the whole disjunction as one MILP with a
@@ -545,13 +581,14 @@ def decide_output_property(
     engine = solver if isinstance(solver, MilpSolver) else MilpSolver(solver, time_limit, threads)
     build_start = time.perf_counter()
     enc = encode(net, bounds)
-    enc.block.objective = pyo.Objective(expr=0.0, sense=pyo.maximize)
+    enc.block.objective = pyo.Objective(expr=0.0, sense=pyo.minimize)
     times["build"] = time.perf_counter() - build_start
+    focus = "bound" if falsifier is not None else "balanced"
     deadline = None if time_limit is None else start + time_limit
     groups = [[c] for c in conjunctions] if strategy == "split" else [list(conjunctions)]
     undecided, proofs = None, set()
     for index, group in enumerate(groups):
-        outcome = _decide_group(enc, engine, group, conjunctions, f"property{index}", deadline, times)
+        outcome = _decide_group(enc, engine, group, conjunctions, f"property{index}", deadline, times, focus)
         if outcome.status == "sat":
             return outcome
         if outcome.status == "unknown":
@@ -571,24 +608,33 @@ def _decide_group(
     name: str,
     deadline: float | None,
     times: dict,
+    focus: str,
 ) -> PropertyResult:
-    """Decide one disjunction ``group`` on a shared encoding; its components are removed afterwards."""
+    """Decide one disjunction ``group`` on a shared encoding; its components are removed afterwards.
+
+    The MILP minimises ``-s`` (``s`` the disjunction's slack). First as a decision with the solver's
+    cutoff just above 0: no solution below it proves ``s < 0`` everywhere (unsat); a solution is
+    re-checked in float64. If that point fails the re-check (a near-tie), the slack is maximised to
+    move away from the boundary.
+    """
     build_start = time.perf_counter()
     slack = add_disjunction(enc, group, name)
     times["build"] += time.perf_counter() - build_start
     try:
         if slack.ub is not None and slack.ub < 0:
             return PropertyResult("unsat", proof="bounds", times=times)
-        enc.block.objective.set_value(slack)
-        enc.block.reach = pyo.Constraint(expr=slack >= 0.0)
+        enc.block.objective.set_value(-slack)
         result = None
-        for first_solution in (True, False):
+        for decide_below in (_STRICT, None):
             left = None if deadline is None else deadline - time.perf_counter()
             if left is not None and left <= 0:
                 break
-            result = engine.solve(enc.block, left, first_solution=first_solution)
+            if decide_below is None:
+                result = engine.solve(enc.block, left, warm_start=True)
+            else:
+                result = engine.solve(enc.block, left, decide_below=decide_below, focus=focus)
             times["solve"] += result.seconds
-            if result.status == "infeasible":
+            if result.status == "infeasible" or (result.bound is not None and result.bound > 0.0 and decide_below is None):
                 return PropertyResult("unsat", proof="milp", times=times)
             if result.has_solution:
                 point = np.clip(enc.input_values(), enc.bounds.input_lower, enc.bounds.input_upper)
@@ -604,5 +650,3 @@ def _decide_group(
         return PropertyResult("unknown", reason="solver points failed the float64 re-check (numerical trouble)", times=times)
     finally:
         enc.block.del_component(name)
-        if enc.block.component("reach") is not None:
-            enc.block.del_component("reach")
