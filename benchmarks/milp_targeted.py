@@ -406,6 +406,8 @@ def main() -> int:
     parser.add_argument("--clean-start", action="store_true",
                         help="also run robustmip without the PGD search (MIP start: the clean image) to "
                              "measure what the PGD start buys (engines ours-SOLVER-clean)")
+    parser.add_argument("--clean-start-images", type=int,
+                        help="run the clean-start engines on the first N images only (HiGHS is slow there)")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per MILP (each target)")
     parser.add_argument("--omlt", action="store_true", help="also solve every MILP with OMLT's formulation + HiGHS")
     parser.add_argument("--omlt-images", type=int, help="run the OMLT peer on the first N images only (it is slow)")
@@ -436,6 +438,8 @@ def main() -> int:
             for rank, image in enumerate(pick_images(path, args.images)):
                 for engine in engines:
                     if engine == "omlt-highs" and args.omlt_images is not None and rank >= args.omlt_images:
+                        continue
+                    if engine.endswith("-clean") and args.clean_start_images is not None and rank >= args.clean_start_images:
                         continue
                     limit = args.omlt_time_limit if engine == "omlt-highs" and args.omlt_time_limit else args.time_limit
                     instances.append({"net": name, "net_path": path, "eps": eps, "image": image,
