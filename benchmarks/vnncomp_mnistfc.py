@@ -85,7 +85,7 @@ def main() -> int:
     parser.add_argument("--root", default=os.environ.get("ROBUSTMIP_VNNCOMP"))
     parser.add_argument("--out", default="results/bench/vnncomp_mnistfc.csv")
     parser.add_argument("--solver", default="highs", choices=["highs", "gurobi"])
-    parser.add_argument("--bounds", default="lp", choices=["interval", "crown", "lp"])
+    parser.add_argument("--bounds", default="lp", choices=["interval", "crown", "lp", "milp"])
     parser.add_argument("--only", help="run only instances whose ONNX name contains this text (e.g. 256x2)")
     parser.add_argument("--expected", help="reference verdicts CSV (default: ROOT/expected.csv if present)")
     parser.add_argument("--make-proxy", type=Path, help="write a proxy benchmark to this folder and exit")
