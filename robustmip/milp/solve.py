@@ -255,7 +255,9 @@ class MilpSolver:
         else:
             status = _TERMINATION.get(condition, "error")
         if decide_below is not None and status == "optimal" and has_solution:
-            status = "feasible" if objective < decide_below else "infeasible"
+            # An optimum in [decide_below, cutoff): "nothing below" only if the proven bound says so.
+            proven = bound is not None and bound >= decide_below
+            status = "infeasible" if objective >= decide_below and proven else "feasible"
         if has_solution:
             results.solution_loader.load_vars()
         if status == "error" and has_solution:
