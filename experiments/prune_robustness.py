@@ -81,6 +81,7 @@ class StudyConfig:
     eps: list[float] = field(default_factory=lambda: [0.05, 0.1])
     solver: str = "highs"
     time_limit: float = 600.0
+    decide_time_limit: float | None = None
     bounds: str = "lp"
     pgd_start: bool = True
     workers: int | None = None
@@ -93,6 +94,15 @@ class StudyConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.out_root) / self.run
+
+    @property
+    def decision_seconds(self) -> float:
+        """Seconds for the decision MILP after a time-limited optimum (default: ``time_limit``; 0: none)."""
+        return self.time_limit if self.decide_time_limit is None else self.decide_time_limit
+
+
+# Fields that may change between invocations of one run: the rows they add stay comparable.
+RESUMABLE_CHANGES = {"run", "out_root", "images", "eps", "workers", "backend", "torch_threads", "data_dir"}
 
 
 def _sha256(path: Path) -> str:
@@ -183,7 +193,7 @@ def stage_milp(cfg: StudyConfig, nets: dict[str, Path], test_set: Dataset) -> li
                     "key": f"{name}/{eps}/{i}", "net": name, "network": str(network_path), "eps": eps, "image": i,
                     "label": int(test_set.labels[i]), "x": test_set.images[i].reshape(-1).tolist(),
                     "solver": cfg.solver, "time_limit": cfg.time_limit, "bounds": cfg.bounds,
-                    "pgd_start": cfg.pgd_start,
+                    "pgd_start": cfg.pgd_start, "decide_time_limit": cfg.decision_seconds,
                     "adv_path": str(cfg.run_dir / "adv" / f"{name}_{eps}_{i}.npz"),
                 })
     _log(f"{len(instances)} MILP jobs (x9 targets) on {cfg.backend} with {cfg.workers or 'all'} workers")
@@ -221,6 +231,24 @@ def stage_transfer(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], te
             value = 100.0 * transfer_accuracy(models[judge], x_adv, y) if len(y) else float("nan")
             out[f"{judge}_on_{source}@{eps}"] = {"accuracy": value, "examples": int(len(y))}
     return out
+
+
+def check_resumable(cfg: StudyConfig) -> None:
+    """Refuse to add rows to a run made with other settings (its rows would not be comparable).
+
+    Only the fields in ``RESUMABLE_CHANGES`` (more images or eps, other workers...) may differ from the
+    run's ``config.json``; otherwise the error names the fields and suggests a new ``--run``.
+    """
+    path = cfg.run_dir / "config.json"
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text())["config"]
+    now = asdict(cfg)
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k, "<absent>") != now[k])
+    if changed:
+        details = ", ".join(f"{k}: {before.get(k, '<absent>')!r} -> {now[k]!r}" for k in changed)
+        raise InvalidInput(f"run {cfg.run_dir} was made with other settings ({details}); "
+                           "resume it with the same settings or start another --run")
 
 
 def write_config(cfg: StudyConfig, nets: dict[str, Path], train_set: Dataset, test_set: Dataset) -> None:
@@ -276,7 +304,8 @@ def write_report(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], tran
     lines = [f"# Pruning and robustness: run `{cfg.run}`", "",
              f"Data: {test_set.source} MNIST test set ({len(test_set)} images). Nets: original "
              f"`{metas['original'].arch}`, pruned `{metas['pruned'].arch}`. MILP: {cfg.solver}, {cfg.bounds} bounds, "
-             f"{cfg.time_limit:g} s per MILP, {cfg.images} images x 9 targets per net and eps. "
+             f"{cfg.time_limit:g} s per MILP (then up to {cfg.decision_seconds:g} s for a decision when it "
+             f"ends without a proof), {cfg.images} images x 9 targets per net and eps. "
              f"Wall time of this invocation: {wall_seconds:.0f} s.", ""]
 
     lines += ["## Accuracy (%)", "", markdown_table(
@@ -291,24 +320,27 @@ def write_report(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], tran
             sub = [r for r in rows if r["net"] == net and r["eps"] == eps]
             counts = {s: sum(r["status"] == s for r in sub) for s in ("adversarial", "robust", "unknown")}
             timeouts = sum(r["solver_status"] == "time_limit" for r in sub)
+            decided = sum(r.get("decision_status") is not None and r["status"] != "unknown" for r in sub)
             published = PUBLISHED[f"adversarial_{net}"]
             summary_rows.append([net, eps, published, counts["adversarial"], 100.0 * published / PUBLISHED_MILPS,
                                  100.0 * counts["adversarial"] / max(len(sub), 1), counts["robust"],
-                                 counts["unknown"], timeouts, len(sub)])
+                                 counts["unknown"], timeouts, decided, len(sub)])
             csv_rows.append(summary_rows[-1])
     lines += ["## Adversarial examples found by the targeted MILP", "",
               "Every adversarial example passed a float64 forward-pass re-check; `robust` rows have a proven "
               "optimum or a proven bound > 0 (also when the MILP hit its time limit); `unknown` rows have "
-              "neither a proof nor a checked counterexample. `time-outs` counts the MILPs that hit the time "
-              "limit, whatever their verdict.", "",
+              "neither a proof nor a checked counterexample. `time-outs` counts the optimisations that hit the "
+              "time limit, whatever their verdict; `settled by decision` counts those of them without a proof "
+              "that a decision MILP (solver cutoff at margin 0) then proved robust or adversarial.", "",
               markdown_table(["net", "eps", f"published (of {PUBLISHED_MILPS})", "adversarial", "published %",
-                              "adversarial %", "robust", "unknown", "time-outs", "MILPs"], summary_rows), "",
+                              "adversarial %", "robust", "unknown", "time-outs", "settled by decision", "MILPs"],
+                             summary_rows), "",
               f"Closest eps to the published rates ({PUBLISHED['adversarial_original']}/{PUBLISHED_MILPS} and "
               f"{PUBLISHED['adversarial_pruned']}/{PUBLISHED_MILPS} MILPs adversarial): **{_closest_eps(cfg, rows)}** "
               "(the paper does not state its eps).", ""]
     write_csv(out / "adversarial_counts.csv",
               ["net", "eps", "published", "adversarial", "published_pct", "adversarial_pct", "robust", "unknown",
-               "timeouts", "milps"], csv_rows)
+               "timeouts", "settled_by_decision", "milps"], csv_rows)
 
     transfer_rows = []
     for eps in cfg.eps:
@@ -383,6 +415,7 @@ def run_study(cfg: StudyConfig) -> dict:
     """All stages; returns the summary that ``report.md`` opens with."""
     start = time.perf_counter()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    check_resumable(cfg)
     torch.manual_seed(cfg.seed)
     # One torch thread by default: beside solver processes, OpenMP spin-waiting made a training
     # epoch ~100x slower on 2 cores (STACK_NOTES); on an idle machine 2 threads gain only ~1.4x.
@@ -422,6 +455,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--eps", type=float, nargs="+", default=d.eps)
     parser.add_argument("--solver", choices=["highs", "gurobi"], default=d.solver)
     parser.add_argument("--time-limit", type=float, default=d.time_limit, help="seconds per MILP")
+    parser.add_argument("--decide-time-limit", type=float, default=d.decide_time_limit,
+                        help="seconds for the decision MILP that settles a time-limited optimum without a proof "
+                             "(default: --time-limit; 0: none)")
     parser.add_argument("--bounds", choices=BOUNDS_METHODS, default=d.bounds)
     parser.add_argument("--no-pgd-start", dest="pgd_start", action="store_false",
                         help="start each MILP from the clean image instead of a targeted PGD point")

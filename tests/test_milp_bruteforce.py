@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bruteforce import exact_min
+from robustmip.attacks.milp_attack import attack_image
 from conftest import random_network, tiny_architectures
 from robustmip.bounds import BOUNDS_METHODS, input_box
 from robustmip.milp import ImageProblem, MilpSolver, optimize_output, verify
@@ -121,3 +122,24 @@ def test_decide_below_stops_at_the_cutoff_in_both_directions(dims, seed, solver)
         assert below.status == "infeasible"
         optimum = problem.solver.solve(enc.block, focus=focus)  # the cutoff does not stick to later solves
         assert optimum.status == "optimal" and optimum.objective == pytest.approx(exact, abs=1e-6)
+
+
+@pytest.mark.parametrize("solver", _solvers())
+@pytest.mark.parametrize("dims,seed", CASES[:6])
+def test_decision_after_a_time_limited_optimum_matches_enumeration(dims, seed, solver):
+    """An optimisation stopped by its time limit is settled by the decision MILP, with the exact verdict."""
+    net, x, label = _setup(dims, seed)
+    eps = 0.25
+    lower, upper = input_box(x, eps)
+    rows, examples = attack_image(net, x, label, eps, solver=solver, time_limit=1e-6, decide_time_limit=30,
+                                  pgd_start=False)
+    assert rows and all(r.solver_status == "time_limit" for r in rows)
+    for r in rows:
+        exact = exact_min(net, np.eye(net.n_outputs)[label] - np.eye(net.n_outputs)[r.target], lower, upper)
+        assert r.decision_status is not None
+        if exact < -1e-6:
+            assert r.status == "adversarial" and r.target in examples
+            assert exact - 1e-6 <= r.ofv < 0
+        elif exact > 1e-6:
+            assert r.status == "robust" and r.target not in examples
+        assert r.time_s >= r.decision_s >= 0
