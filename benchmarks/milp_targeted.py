@@ -54,7 +54,7 @@ TRAIN_HINT = {
     "mlp-50-50": "--arch mlp-50-50 --epochs 5",
     "mlp-100-100": "--arch mlp-100-100 --epochs 5",
     "mlp-50-50-pgd0.1": "--arch mlp-50-50 --epochs 5 --adv-eps 0.1 --pgd-steps 10 --pgd-step-size 0.025 --eps-ramp-epochs 3",
-    "mlp-100-100-pgd0.1": "--arch mlp-100-100 --epochs 5 --adv-eps 0.1 --pgd-steps 10 --pgd-step-size 0.025 --eps-ramp-epochs 3",
+    "mlp-100-100-pgd0.1": "--arch mlp-100-100 --epochs 20 --adv-eps 0.1 --pgd-steps 10 --pgd-step-size 0.025 --eps-ramp-epochs 5",
 }
 
 
