@@ -113,6 +113,25 @@ def _log(message: str) -> None:
     print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+STAGES = ("original", "pruned", "milp")
+
+
+def stage_seconds(cfg: StudyConfig) -> dict:
+    """``timings.json``: wall seconds per stage summed over every invocation of the run, and their count."""
+    path = cfg.run_dir / "timings.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _add_stage_seconds(cfg: StudyConfig, stage: str, seconds: float) -> None:
+    timings = stage_seconds(cfg)
+    entry = timings.setdefault(stage, {"seconds": 0.0, "invocations": 0})
+    entry["seconds"] += seconds
+    entry["invocations"] += 1
+    tmp = cfg.run_dir / "timings.json.tmp"
+    tmp.write_text(json.dumps(timings, indent=2))
+    tmp.replace(cfg.run_dir / "timings.json")
+
+
 def _load_data(cfg: StudyConfig) -> tuple[Dataset, Dataset]:
     source = "embedded" if cfg.embedded else "auto"
     return load_dataset("train", source, cfg.data_dir), load_dataset("test", source, cfg.data_dir)
@@ -133,6 +152,7 @@ def stage_original(cfg: StudyConfig, train_set: Dataset, test_set: Dataset) -> P
                         meta.data_fingerprint, meta.seed, meta.metrics)
         return path
     _log(f"training the original {cfg.arch}: PGD eps {cfg.train_eps}, {cfg.train_epochs} epochs")
+    start = time.perf_counter()
     model = build_model(cfg.arch, seed=cfg.seed)
     train(model, train_set, epochs=cfg.train_epochs, seed=cfg.seed, adv=_adv_config(cfg),
           eps_ramp_epochs=cfg.eps_ramp_epochs, device="cpu", progress=False)
@@ -140,6 +160,7 @@ def stage_original(cfg: StudyConfig, train_set: Dataset, test_set: Dataset) -> P
     metrics = {"clean_test_accuracy": clean_accuracy(model, test_set.images, test_set.labels)}
     save_checkpoint(path, model, cfg.arch, {"adv_eps": cfg.train_eps, "epochs": cfg.train_epochs},
                     train_set.fingerprint, cfg.seed, metrics)
+    _add_stage_seconds(cfg, "original", time.perf_counter() - start)
     return path
 
 
@@ -148,6 +169,7 @@ def stage_pruned(cfg: StudyConfig, original: Path, train_set: Dataset, test_set:
     path = cfg.run_dir / "pruned.pt"
     if path.is_file():
         return path
+    start = time.perf_counter()
     model, meta = load_checkpoint(original)
     _log(f"MIP neuron importance on {10 * cfg.images_per_class} class-balanced images (lambda {cfg.prune_lambda}), "
          f"prune below {cfg.prune_threshold}, retrain adversarially for {cfg.retrain_epochs} epochs")
@@ -168,6 +190,7 @@ def stage_pruned(cfg: StudyConfig, original: Path, train_set: Dataset, test_set:
     )
     _log(f"pruned {report.summary()}: accuracy {done.accuracy_before:.4f} -> {done.accuracy_pruned:.4f} (pruned) "
          f"-> {done.accuracy_retrained:.4f} (retrained)")
+    _add_stage_seconds(cfg, "pruned", time.perf_counter() - start)
     return path
 
 
@@ -197,8 +220,10 @@ def stage_milp(cfg: StudyConfig, nets: dict[str, Path], test_set: Dataset) -> li
                     "adv_path": str(cfg.run_dir / "adv" / f"{name}_{eps}_{i}.npz"),
                 })
     _log(f"{len(instances)} MILP jobs (x9 targets) on {cfg.backend} with {cfg.workers or 'all'} workers")
+    start = time.perf_counter()
     results = run_instances(milp_job, instances, cfg.run_dir / "milp_rows.jsonl", key="key",
                             backend=cfg.backend, workers=cfg.workers)
+    _add_stage_seconds(cfg, "milp", time.perf_counter() - start)
     rows = []
     for instance, result in zip(instances, results):
         if result.get("status") == "error":
@@ -305,8 +330,13 @@ def write_report(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], tran
              f"Data: {test_set.source} MNIST test set ({len(test_set)} images). Nets: original "
              f"`{metas['original'].arch}`, pruned `{metas['pruned'].arch}`. MILP: {cfg.solver}, {cfg.bounds} bounds, "
              f"{cfg.time_limit:g} s per MILP (then up to {cfg.decision_seconds:g} s for a decision when it "
-             f"ends without a proof), {cfg.images} images x 9 targets per net and eps. "
-             f"Wall time of this invocation: {wall_seconds:.0f} s.", ""]
+             f"ends without a proof), {cfg.images} images x 9 targets per net and eps.", ""]
+    timings = stage_seconds(cfg)
+    stage_rows = [[stage, f"{timings[stage]['seconds']:.0f}", timings[stage]["invocations"]] if stage in timings
+                  else [stage, "not recorded (reused from elsewhere)", 0] for stage in STAGES]
+    recorded = sum(t["seconds"] for t in timings.values())
+    lines += ["## Wall time (s, this machine)", "", markdown_table(["stage", "seconds", "invocations"], stage_rows),
+              "", f"Recorded stages: {recorded:.0f} s in all; this invocation: {wall_seconds:.0f} s.", ""]
 
     lines += ["## Accuracy (%)", "", markdown_table(
         ["net", "published", "ours"],
@@ -404,7 +434,8 @@ def write_report(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], tran
                       f"![ofv {name}](ofv_{name}.png) ![time {name}](time_{name}.png)", ""]
     write_csv(out / "milp_rows.csv", list(rows[0].keys()) if rows else [], [list(r.values()) for r in rows])
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    summary = {"accuracy": accuracy, "counts": csv_rows, "transfer": transfer, "wall_seconds": wall_seconds}
+    summary = {"accuracy": accuracy, "counts": csv_rows, "transfer": transfer, "wall_seconds": wall_seconds,
+               "stage_seconds": timings}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     first_detail = next(i for i, line in enumerate(lines) if line.startswith("## Per "))
     print("\n".join(lines[:first_detail]))

@@ -48,6 +48,9 @@ def test_study_writes_every_artefact(tiny_run):
     assert set(config["models"]) == {"original", "pruned"} and config["versions"]["torch"]
     report = (run / "report.md").read_text()
     assert "| original | 97.05 |" in report and "Reverse testing" in report
+    timings = json.loads((run / "timings.json").read_text())
+    assert set(timings) == {"original", "pruned", "milp"} and all(t["seconds"] > 0 for t in timings.values())
+    assert summary["stage_seconds"] == timings
 
 
 def test_rows_are_sound_and_complete(tiny_run):
@@ -74,8 +77,12 @@ def test_rows_are_sound_and_complete(tiny_run):
 def test_rerun_resumes_without_redoing(tiny_run):
     study, cfg, _ = tiny_run
     before = (cfg.run_dir / "milp_rows.jsonl").read_text()
+    milp_before = json.loads((cfg.run_dir / "timings.json").read_text())["milp"]
     study.run_study(cfg)
     assert (cfg.run_dir / "milp_rows.jsonl").read_text() == before
+    timings = json.loads((cfg.run_dir / "timings.json").read_text())
+    assert timings["milp"]["invocations"] == milp_before["invocations"] + 1
+    assert timings["original"]["invocations"] == 1  # not retrained
 
 
 def test_resume_refuses_rows_made_with_other_settings(tiny_run):
