@@ -40,9 +40,10 @@ BoundsMethod = Literal["interval", "crown", "lp", "milp"]
 BOUNDS_METHODS: tuple[str, ...] = ("interval", "crown", "lp", "milp")
 _ROUNDING_SLACK = 1e-9
 _MILP_SLACK = 1e-6
-# A bound MILP only needs HiGHS's dual bound: primal heuristics (sub-MIPs above all) took 60 % of
-# its time on MNIST MLPs and are switched off (0.35-0.55 s instead of 1.1 s per neuron, measured).
-_DUAL_BOUND_ONLY = {
+# HiGHS options that switch its primal heuristics off, for solves whose work is the dual bound: the
+# bound MILPs here (heuristics, sub-MIPs above all, took 60 % of their time on MNIST MLPs: 0.35-0.55 s
+# instead of 1.1 s per neuron, measured) and milp.solve's focus="bound" (it imports this one set).
+HIGHS_HEURISTICS_OFF = {
     "mip_heuristic_effort": 0.0,
     "mip_heuristic_run_rins": False,
     "mip_heuristic_run_rens": False,
@@ -309,7 +310,7 @@ class LpTightener:
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("threads", int(threads))
-        for option, value in _DUAL_BOUND_ONLY.items():
+        for option, value in HIGHS_HEURISTICS_OFF.items():
             self.highs.setOptionValue(option, value)
         self.col_lower = lower.copy()
         self.col_upper = upper.copy()

@@ -31,6 +31,7 @@ from typing import Literal
 import pyomo.environ as pyo
 from pyomo.contrib.appsi.base import TerminationCondition
 
+from robustmip.bounds import HIGHS_HEURISTICS_OFF
 from robustmip.errors import InvalidInput, SolverLicenseLimit, SolverNotAvailable
 
 SolverName = Literal["highs", "gurobi"]
@@ -41,13 +42,6 @@ _CUTOFF_SLACK = 1e-6
 """The cutoff sent to the solver is ``decide_below + 1e-6 (1 + |decide_below|)``: solvers prune nodes
 within their feasibility tolerance (1e-6) of the cutoff, and the shift keeps "no solution below the
 cutoff" a proof that the minimum is ``>= decide_below``."""
-_HIGHS_HEURISTICS_OFF = {
-    "mip_heuristic_effort": 0.0,
-    "mip_heuristic_run_rins": False,
-    "mip_heuristic_run_rens": False,
-    "mip_heuristic_run_root_reduced_cost": False,
-    "mip_heuristic_run_feasibility_jump": False,
-}
 _HIGHS_HEURISTICS_DEFAULT = {
     "mip_heuristic_effort": 0.05,
     "mip_heuristic_run_rins": True,
@@ -178,7 +172,7 @@ class MilpSolver:
                 "mip_abs_gap": 1e-9,
                 "objective_bound": math.inf if cutoff is None else cutoff,
                 "objective_target": -math.inf if decide_below is None else decide_below,
-                **(_HIGHS_HEURISTICS_OFF if focus == "bound" else _HIGHS_HEURISTICS_DEFAULT),
+                **(HIGHS_HEURISTICS_OFF if focus == "bound" else _HIGHS_HEURISTICS_DEFAULT),
             }
         return {
             "Threads": self.threads,
