@@ -7,7 +7,7 @@ import pyomo.environ as pyo
 import pytest
 
 from conftest import random_network
-from robustmip.errors import InvalidInput
+from robustmip.errors import InvalidInput, SolverNotAvailable
 from robustmip.milp import ImageProblem, MilpSolver, SolveResult, find_adversarial, minimal_distortion, verify
 from robustmip.milp.encode import EncodedNetwork
 
@@ -196,3 +196,14 @@ def test_unknown_focus_is_rejected(small_case):
     problem = _problem(small_case)
     with pytest.raises(InvalidInput, match="focus"):
         problem.solver.solve(problem.encoding.block, focus="fast")
+
+
+@pytest.mark.parametrize("solver", ["highs", "gurobi"])
+def test_every_solver_option_is_set_on_every_solve(solver):
+    """A persistent solver keeps options from earlier solves: each call must set the same keys."""
+    try:
+        milp = MilpSolver(solver)
+    except SolverNotAvailable as exc:
+        pytest.skip(str(exc))
+    keys = {frozenset(milp._options(d, f)) for d in (None, 0.0) for f in ("balanced", "bound")}
+    assert len(keys) == 1

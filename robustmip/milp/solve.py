@@ -18,7 +18,9 @@ Two settings serve verification (measured in ``benchmarks/milp_targeted.py``, se
 * **Focus on the bound** (``focus="bound"``): when the caller already holds a near-optimal point (a
   PGD attack's), HiGHS's primal heuristics (RINS/RENS sub-MIPs above all) only cost time: switched
   off, targeted max-margin MILPs on a 784-50-50-10 net ran 3-5x faster. Gurobi is left as it is (its
-  ``MIPFocus=3`` was 5x slower there).
+  ``MIPFocus=3`` was 5x slower there). HiGHS also trusts pseudo-costs after one strong-branching
+  probe per binary instead of eight and separates cuts only at the root: with the start in hand most
+  LP iterations went into strong branching and node cuts (1.3x faster on the same MILPs).
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ _HIGHS_HEURISTICS_DEFAULT = {
     "mip_heuristic_run_root_reduced_cost": True,
     "mip_heuristic_run_feasibility_jump": True,
 }
+
+_HIGHS_BRANCHING_DEFAULT = {"mip_pscost_minreliable": 8, "mip_allow_cut_separation_at_nodes": True}
+_HIGHS_BOUND_FOCUS = {
+    **HIGHS_HEURISTICS_OFF,
+    "mip_pscost_minreliable": 1,
+    "mip_allow_cut_separation_at_nodes": False,
+}
+_HIGHS_BALANCED = {**_HIGHS_HEURISTICS_DEFAULT, **_HIGHS_BRANCHING_DEFAULT}
 
 _TERMINATION = {
     TerminationCondition.optimal: "optimal",
@@ -172,7 +182,7 @@ class MilpSolver:
                 "mip_abs_gap": 1e-9,
                 "objective_bound": math.inf if cutoff is None else cutoff,
                 "objective_target": -math.inf if decide_below is None else decide_below,
-                **(HIGHS_HEURISTICS_OFF if focus == "bound" else _HIGHS_HEURISTICS_DEFAULT),
+                **(_HIGHS_BOUND_FOCUS if focus == "bound" else _HIGHS_BALANCED),
             }
         return {
             "Threads": self.threads,
