@@ -51,6 +51,22 @@ HIGHS_HEURISTICS_OFF = {
     "mip_heuristic_run_feasibility_jump": False,
 }
 
+_highs_scheduler_threads = 0
+
+
+def use_highs_threads(threads: int) -> None:
+    """Size the process's HiGHS task scheduler for a run with ``threads`` threads; call before each run.
+
+    Every HiGHS instance in a process shares one scheduler, sized by the first run's ``threads``
+    option, and a later run asking for another count fails (an APPSI solve ends in "solver error",
+    an LP returns no optimum). The scheduler is restarted (blocking, between runs) when the count
+    changes, which costs milliseconds.
+    """
+    global _highs_scheduler_threads
+    if threads != _highs_scheduler_threads:
+        highspy.Highs.resetGlobalScheduler(True)
+        _highs_scheduler_threads = threads
+
 
 @dataclass
 class Bounds:
@@ -309,7 +325,8 @@ class LpTightener:
         self.milp_solves = 0
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
-        self.highs.setOptionValue("threads", int(threads))
+        self.threads = int(threads)
+        self.highs.setOptionValue("threads", self.threads)
         for option, value in HIGHS_HEURISTICS_OFF.items():
             self.highs.setOptionValue(option, value)
         self.col_lower = lower.copy()
@@ -414,6 +431,7 @@ class LpTightener:
             return None
         self.highs.setOptionValue("time_limit", float(left) if left is not None else highspy.kHighsInf)
         self.highs.changeColsCost(cost.shape[0], np.arange(cost.shape[0], dtype=np.int32), cost)
+        use_highs_threads(self.threads)
         self.highs.run()
         self.solves += 1
         if self.highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -430,6 +448,7 @@ class LpTightener:
             return None
         self.highs.setOptionValue("time_limit", float(left))
         self.highs.changeColsCost(cost.shape[0], np.arange(cost.shape[0], dtype=np.int32), cost)
+        use_highs_threads(self.threads)
         self.highs.run()
         self.milp_solves += 1
         status = self.highs.getModelStatus()

@@ -33,7 +33,7 @@ from typing import Literal
 import pyomo.environ as pyo
 from pyomo.contrib.appsi.base import TerminationCondition
 
-from robustmip.bounds import HIGHS_HEURISTICS_OFF
+from robustmip.bounds import HIGHS_HEURISTICS_OFF, use_highs_threads
 from robustmip.errors import InvalidInput, SolverLicenseLimit, SolverNotAvailable
 
 SolverName = Literal["highs", "gurobi"]
@@ -234,6 +234,7 @@ class MilpSolver:
         self._appsi.config.time_limit = limit
         options = self._options(decide_below, focus)
         if self.name == "highs":
+            use_highs_threads(self.threads)
             self._appsi.highs_options = options
         else:
             self._appsi.gurobi_options = options
