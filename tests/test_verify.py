@@ -224,3 +224,20 @@ def test_highs_solves_after_a_run_with_another_thread_count(small_case):
     assert np.allclose(optima, optima[0], atol=1e-6)
     # A failed LP leaves a neuron at its looser CROWN bound: every run must reach the same LP bounds.
     assert all(np.allclose(u, upper_bounds[0], atol=1e-7) for u in upper_bounds)
+
+
+@pytest.mark.parametrize("solver", ["highs", "gurobi"])
+def test_solver_options_are_applied_and_unknown_names_rejected(small_case, solver):
+    """User options override robustmip's on every solve; a misspelt name is an error, not ignored."""
+    net, x, label = small_case
+    stop_at_once = {"highs": {"mip_max_nodes": 0}, "gurobi": {"IterationLimit": 0}}[solver]
+    try:
+        with pytest.raises(InvalidInput, match="no_such_option"):
+            MilpSolver(solver, options={"no_such_option": 1})
+        limited = MilpSolver(solver, options=stop_at_once)
+    except SolverNotAvailable as exc:
+        pytest.skip(str(exc))
+    free = ImageProblem(net, x, label, 0.3, solver=MilpSolver(solver)).margin(target=(label + 1) % net.n_outputs)
+    stopped = ImageProblem(net, x, label, 0.3, solver=limited).margin(target=(label + 1) % net.n_outputs)
+    assert free.solver_status == "optimal"
+    assert stopped.solver_status != "optimal" and stopped.status in ("unknown", "adversarial", "robust")

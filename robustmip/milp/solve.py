@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Mapping
 
 import pyomo.environ as pyo
 from pyomo.contrib.appsi.base import TerminationCondition
@@ -116,6 +116,20 @@ def check_solver(name: str) -> None:
     _make_appsi(name)
 
 
+def _unknown_options(name: str, options: Mapping[str, object]) -> list[str]:
+    """The names in ``options`` that solver ``name`` does not have (both solvers ignore them silently)."""
+    if name == "highs":
+        import highspy
+
+        highs = highspy.Highs()
+        highs.setOptionValue("output_flag", False)
+        return [key for key in options if highs.getOptionValue(key)[0] != highspy.HighsStatus.kOk]
+    from gurobipy import GRB
+
+    known = {param.lower() for param in dir(GRB.Param) if not param.startswith("_")}
+    return [key for key in options if key.lower() not in known]
+
+
 def _make_appsi(name: str):
     try:
         if name == "highs":
@@ -149,6 +163,8 @@ class MilpSolver:
         threads: solver threads.
         mip_gap: relative optimality gap at which a solve counts as optimal.
         verbose: stream the solver log.
+        options: solver-specific options (HiGHS or Gurobi names) set on every solve after
+            robustmip's own, so they override them (e.g. ``{"mip_pscost_minreliable": 8}``).
     """
 
     def __init__(
@@ -158,6 +174,7 @@ class MilpSolver:
         threads: int = 1,
         mip_gap: float = 1e-6,
         verbose: bool = False,
+        options: Mapping[str, object] | None = None,
     ):
         if solver not in SOLVERS:
             raise InvalidInput(f"unknown solver {solver!r}; choose one of {SOLVERS}")
@@ -168,7 +185,11 @@ class MilpSolver:
         self.threads = int(threads)
         self.mip_gap = float(mip_gap)
         self.verbose = verbose
+        self.options = dict(options or {})
         self._appsi = _make_appsi(solver)
+        unknown = _unknown_options(solver, self.options)
+        if unknown:
+            raise InvalidInput(f"{solver} has no option(s) {unknown}")
         self._appsi.config.stream_solver = verbose
         self._appsi.config.load_solution = False
         self._appsi.config.mip_gap = self.mip_gap
@@ -232,7 +253,7 @@ class MilpSolver:
         elif self.name == "highs":
             self._appsi.config.warmstart = False
         self._appsi.config.time_limit = limit
-        options = self._options(decide_below, focus)
+        options = {**self._options(decide_below, focus), **self.options}
         if self.name == "highs":
             use_highs_threads(self.threads)
             self._appsi.highs_options = options
