@@ -1,7 +1,8 @@
 """A/B of two solver option sets on the same targeted max-margin MILPs, in one process.
 
 For every image (the first N correctly classified test images of ``--net``) robustmip builds one
-persistent model (``ImageProblem`` with the PGD falsifier, as in ``milp_targeted.py``) and solves
+persistent model (``ImageProblem`` with the PGD falsifier, as in ``milp_targeted.py``; ``--no-pgd``:
+without it, so the MIP start is the clean image and the solver's focus is "balanced") and solves
 each target's max-margin MILP to optimality twice: once with the options ``--a`` and once with
 ``--b`` (JSON objects of solver-specific names, passed as ``MilpSolver(options=...)``; they override
 robustmip's own). The order alternates from one instance to the next, so drift on a noisy machine
@@ -85,6 +86,8 @@ def main() -> int:
     parser.add_argument("--solver", default="highs", choices=["highs", "gurobi"])
     parser.add_argument("--a", default="{}", help="JSON object of solver options for side A")
     parser.add_argument("--b", default="{}", help="JSON object of solver options for side B")
+    parser.add_argument("--no-pgd", action="store_true",
+                        help="no PGD search: the MIP start is the clean image and the solver's focus is 'balanced'")
     parser.add_argument("--time-limit", type=float, default=300.0, help="seconds per MILP")
     parser.add_argument("--tol", type=float, default=1e-4, help="objective agreement tolerance")
     parser.add_argument("--out-dir", type=Path, default=Path("results/bench"))
@@ -106,7 +109,7 @@ def main() -> int:
             raise SystemExit(f"--{flag}: {exc}")
     path = str(net_path(args.net))
     settings = {"net": path, "eps": args.eps, "solver": args.solver, "a": sides["a"], "b": sides["b"],
-                "time_limit": args.time_limit}
+                "time_limit": args.time_limit, "pgd": not args.no_pgd}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"{args.name}.csv"
     done = _done(out, settings)
@@ -121,7 +124,8 @@ def main() -> int:
             label = int(data.labels[image])
             x = data.images[image].astype(np.float64).reshape(-1)
             solver = MilpSolver(args.solver, args.time_limit, threads=1)
-            problem = ImageProblem(net, x, label, args.eps, solver=solver, threads=1, falsifier=property_falsifier())
+            falsifier = None if args.no_pgd else property_falsifier()
+            problem = ImageProblem(net, x, label, args.eps, solver=solver, threads=1, falsifier=falsifier)
             for target in range(net.n_outputs):
                 if target == label or (image, target) in done:
                     continue
