@@ -55,8 +55,6 @@ _HIGHS_HEURISTICS_DEFAULT = {
 }
 
 _HIGHS_BRANCHING = {"mip_pscost_minreliable": 1, "mip_allow_cut_separation_at_nodes": False}
-_HIGHS_BOUND_FOCUS = {**HIGHS_HEURISTICS_OFF, **_HIGHS_BRANCHING}
-_HIGHS_BALANCED = {**_HIGHS_HEURISTICS_DEFAULT, **_HIGHS_BRANCHING}
 
 _TERMINATION = {
     TerminationCondition.optimal: "optimal",
@@ -201,7 +199,8 @@ class MilpSolver:
                 "mip_abs_gap": 1e-9,
                 "objective_bound": math.inf if cutoff is None else cutoff,
                 "objective_target": -math.inf if decide_below is None else decide_below,
-                **(_HIGHS_BOUND_FOCUS if focus == "bound" else _HIGHS_BALANCED),
+                **_HIGHS_BRANCHING,
+                **(HIGHS_HEURISTICS_OFF if focus == "bound" else _HIGHS_HEURISTICS_DEFAULT),
             }
         return {
             "Threads": self.threads,
