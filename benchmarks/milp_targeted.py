@@ -324,6 +324,17 @@ COMPARISONS = [("ours-highs-clean", "ours-highs", "PGD start speed-up (HiGHS)"),
                ("omlt-highs", "ours-gurobi", "robustmip/Gurobi speed-up over OMLT/HiGHS")]
 
 
+def ratio_stats(slow: list[float], fast: list[float]) -> dict:
+    """Per-instance time ratios slow/fast (paired lists of seconds): median, geometric mean, range, totals."""
+    ratios = [a / b for a, b in zip(slow, fast)]
+    return {
+        "median_ratio": statistics.median(ratios),
+        "geomean_ratio": math.exp(statistics.mean(math.log(r) for r in ratios)),
+        "min_ratio": min(ratios), "max_ratio": max(ratios),
+        "total_ratio": sum(slow) / sum(fast),
+    }
+
+
 def ratio_rows(targets: list[dict], tol: float) -> tuple[list[dict], list[dict]]:
     """Per setup and engine pair: per-instance time ratios and objective agreement; and the disagreements."""
     by = {(t["net"], t["eps"], t["engine"], t["image"], t["target"]): t for t in targets}
@@ -335,7 +346,6 @@ def ratio_rows(targets: list[dict], tol: float) -> tuple[list[dict], list[dict]]
                      if k[:3] == (net, eps, slow) and (net, eps, fast, k[3], k[4]) in by]
             if not pairs:
                 continue
-            ratios = [a["instance_s"] / b["instance_s"] for a, b in pairs]
             solve_ratios = [a["optimize_s"] / b["optimize_s"] for a, b in pairs if b["optimize_s"] > 0]
             both = [(a, b) for a, b in pairs if a["status"] == b["status"] == "optimal"]
             diffs = [abs(a["objective"] - b["objective"]) for a, b in both]
@@ -346,10 +356,7 @@ def ratio_rows(targets: list[dict], tol: float) -> tuple[list[dict], list[dict]]
             capped = sum(a["status"] == "time_limit" for a, _ in pairs)
             out.append({
                 "net": net, "eps": eps, "comparison": what, "slow": slow, "fast": fast, "pairs": len(pairs),
-                "median_ratio": statistics.median(ratios),
-                "geomean_ratio": math.exp(statistics.mean(math.log(r) for r in ratios)),
-                "min_ratio": min(ratios), "max_ratio": max(ratios),
-                "total_ratio": sum(a["instance_s"] for a, _ in pairs) / sum(b["instance_s"] for _, b in pairs),
+                **ratio_stats([a["instance_s"] for a, _ in pairs], [b["instance_s"] for _, b in pairs]),
                 "median_optimize_ratio": statistics.median(solve_ratios) if solve_ratios else None,
                 "slow_time_limited": capped,
                 "both_optimal": len(both), "max_objective_diff": max(diffs) if diffs else None,
