@@ -234,6 +234,9 @@ def test_solver_options_are_applied_and_unknown_names_rejected(small_case, solve
     try:
         with pytest.raises(InvalidInput, match="no_such_option"):
             MilpSolver(solver, options={"no_such_option": 1})
+        cutoff = {"highs": "objective_bound", "gurobi": "Cutoff"}[solver]
+        with pytest.raises(InvalidInput, match=cutoff):  # a user cutoff would change what "infeasible" proves
+            MilpSolver(solver, options={cutoff: -1.0})
         limited = MilpSolver(solver, options=stop_at_once)
     except SolverNotAvailable as exc:
         pytest.skip(str(exc))

@@ -112,6 +112,12 @@ def check_solver(name: str) -> None:
     _make_appsi(name)
 
 
+_PROOF_OPTIONS = {"objective_bound", "objective_target", "cutoff", "bestobjstop", "bestbdstop"}
+"""Options whose value decides what a cutoff decision proves (HiGHS names, Gurobi's lower-cased):
+robustmip sets them per question, and a user value would make "no solution below the cutoff" prove
+something else, so ``MilpSolver(options=...)`` refuses them."""
+
+
 def _unknown_options(name: str, options: Mapping[str, object]) -> list[str]:
     """The names in ``options`` that solver ``name`` does not have (both solvers ignore them silently)."""
     if name == "highs":
@@ -160,7 +166,8 @@ class MilpSolver:
         mip_gap: relative optimality gap at which a solve counts as optimal.
         verbose: stream the solver log.
         options: solver-specific options (HiGHS or Gurobi names) set on every solve after
-            robustmip's own, so they override them (e.g. ``{"mip_pscost_minreliable": 8}``).
+            robustmip's own, so they override them (e.g. ``{"mip_pscost_minreliable": 8}``); the
+            objective cutoff and target options, which decisions rely on for their proofs, are refused.
     """
 
     def __init__(
@@ -186,6 +193,9 @@ class MilpSolver:
         unknown = _unknown_options(solver, self.options)
         if unknown:
             raise InvalidInput(f"{solver} has no option(s) {unknown}")
+        reserved = [key for key in self.options if key.lower() in _PROOF_OPTIONS]
+        if reserved:
+            raise InvalidInput(f"option(s) {reserved} are set by robustmip for each question (its cutoff proofs)")
         self._appsi.config.stream_solver = verbose
         self._appsi.config.load_solution = False
         self._appsi.config.mip_gap = self.mip_gap
