@@ -76,6 +76,18 @@ def test_point_failing_float64_recheck_is_not_adversarial(small_case, monkeypatc
     assert verdict.counterexample is None
 
 
+def test_optimum_without_proven_bound_is_unknown(small_case, monkeypatch):
+    """A solver that calls its incumbent optimal but reports no bound (HiGHS#3307's lifting did) proves nothing."""
+    net, x, label = small_case
+    problem = ImageProblem(net, x, label, 0.3)
+    problem.encoding
+    monkeypatch.setattr(EncodedNetwork, "input_values", lambda self: x.copy())  # the clean image: no counterexample
+    claimed = SolveResult("optimal", 5.5, None, True, 0.1, "highs", "optimal")
+    verdict = problem._interpret(claimed, target=None, decision=False)
+    assert verdict.status == "unknown"
+    assert "without a proven bound" in verdict.reason
+
+
 def test_misclassified_image_is_its_own_counterexample(small_case):
     net, x, label = small_case
     wrong = (label + 1) % net.n_outputs
@@ -237,6 +249,10 @@ def test_solver_options_are_applied_and_unknown_names_rejected(small_case, solve
         cutoff = {"highs": "objective_bound", "gurobi": "Cutoff"}[solver]
         with pytest.raises(InvalidInput, match=cutoff):  # a user cutoff would change what "infeasible" proves
             MilpSolver(solver, options={cutoff: -1.0})
+        if solver == "highs":  # wrong optima and false infeasibility in HiGHS 1.15 (upstream #3307)
+            with pytest.raises(InvalidInput, match="3307"):
+                MilpSolver(solver, options={"mip_lifting_for_probing": 1})
+            MilpSolver(solver, options={"mip_lifting_for_probing": -1})  # the default stays allowed
         limited = MilpSolver(solver, options=stop_at_once)
     except SolverNotAvailable as exc:
         pytest.skip(str(exc))

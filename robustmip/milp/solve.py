@@ -116,6 +116,16 @@ _PROOF_OPTIONS = {"objective_bound", "objective_target", "cutoff", "bestobjstop"
 """Options whose value decides what a cutoff decision proves (HiGHS names, Gurobi's lower-cased):
 robustmip sets them per question, and a user value would make "no solution below the cutoff" prove
 something else, so ``MilpSolver(options=...)`` refuses them."""
+_UNSOUND_HIGHS_OPTIONS = {
+    "mip_lifting_for_probing": (
+        -1,
+        "HiGHS 1.15's lifting for probing returns wrong answers (upstream ERGO-Code/HiGHS#3307; on a "
+        "784-50-50-10 max-margin MILP with a feasible MIP start, value 1 answered 'infeasible' and value 0 "
+        "an 'optimum' above the true one)",
+    ),
+}
+"""HiGHS options refused at any value but the one given (the default), each with the reason: with them
+the solver claims proofs that are false, and robustmip's verdicts rest on those proofs."""
 
 
 def _unknown_options(name: str, options: Mapping[str, object]) -> list[str]:
@@ -167,7 +177,8 @@ class MilpSolver:
         verbose: stream the solver log.
         options: solver-specific options (HiGHS or Gurobi names) set on every solve after
             robustmip's own, so they override them (e.g. ``{"mip_pscost_minreliable": 8}``); the
-            objective cutoff and target options, which decisions rely on for their proofs, are refused.
+            objective cutoff and target options, which decisions rely on for their proofs, are refused,
+            and so are options known to make the solver claim false proofs (``_UNSOUND_HIGHS_OPTIONS``).
     """
 
     def __init__(
@@ -196,6 +207,9 @@ class MilpSolver:
         reserved = [key for key in self.options if key.lower() in _PROOF_OPTIONS]
         if reserved:
             raise InvalidInput(f"option(s) {reserved} are set by robustmip for each question (its cutoff proofs)")
+        for key, (safe, reason) in (_UNSOUND_HIGHS_OPTIONS if solver == "highs" else {}).items():
+            if key in self.options and self.options[key] != safe:
+                raise InvalidInput(f"option {key}={self.options[key]!r} is refused (only {safe} is): {reason}")
         self._appsi.config.stream_solver = verbose
         self._appsi.config.load_solution = False
         self._appsi.config.mip_gap = self.mip_gap

@@ -325,6 +325,8 @@ def _unknown_reason(result: SolveResult, time_limit: float | None) -> str:
             f"the solver's point (margin {result.objective:.3g}) failed the float64 re-check "
             "(numerical trouble); nothing is claimed"
         )
+    if result.has_solution and result.bound is None:
+        return f"the solver ended {result.status} ({result.message}) without a proven bound; nothing is claimed"
     if result.has_solution:
         return f"optimal margin {result.objective:.3g} is not positive but no strict counterexample exists (tie)"
     return f"solver ended with status {result.status} ({result.message})"
