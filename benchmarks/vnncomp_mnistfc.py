@@ -100,6 +100,10 @@ def main() -> int:
         return 2
     root = Path(args.root)
     instances = root / "instances.csv"
+    if not instances.is_file():
+        print(f"no benchmark at {root}: {instances} not found (the VNN-COMP mnist_fc folder holds "
+              "instances.csv, the ONNX nets and the VNN-LIB files)", file=sys.stderr)
+        return 2
     if args.only:
         filtered = Path(args.out).parent / f"instances_{args.only}.csv"
         filtered.parent.mkdir(parents=True, exist_ok=True)
