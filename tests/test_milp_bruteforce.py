@@ -13,6 +13,7 @@ from robustmip.attacks.milp_attack import attack_image
 from conftest import random_network, tiny_architectures
 from robustmip.bounds import BOUNDS_METHODS, input_box
 from robustmip.milp import ImageProblem, MilpSolver, optimize_output, verify
+from robustmip.milp.objectives import margin_coefficients
 
 CASES = [(dims, seed) for dims in tiny_architectures() for seed in range(2)]
 
@@ -143,3 +144,27 @@ def test_decision_after_a_time_limited_optimum_matches_enumeration(dims, seed, s
         elif exact > 1e-6:
             assert r.status == "robust" and r.target not in examples
         assert r.time_s >= r.decision_s >= 0
+
+
+def test_last_layer_relaxation_is_exact_used_and_undone():
+    """Targeted margins drop the upper rows of the last hidden ReLUs they weigh positively: the optima stay
+    the enumerated ones, some ReLUs are relaxed, and an untargeted margin gets the full encoding back."""
+    relaxed_total = 0
+    for dims, seed in CASES:
+        net, x, label = _setup(dims, seed)
+        lower, upper = input_box(x, 0.25)
+        problem = ImageProblem(net, x, label, 0.25, solver=MilpSolver("highs", 30))
+        enc, k = problem.encoding, len(net.layers) - 2
+        on_rows = enc.block.component(f"relu_on{k}")
+        for target in (t for t in range(net.n_outputs) if t != label):
+            c = margin_coefficients(net.n_outputs, label, target)
+            verdict = problem.margin(target=target)
+            assert verdict.objective == pytest.approx(exact_min(net, c, lower, upper), abs=1e-6)
+            weight = c @ net.layers[-1].W
+            relaxed = [j for j in enc.binaries[k] if enc.binaries[k][j].fixed]
+            assert relaxed == [j for j in enc.binaries[k] if weight[j] > 0]
+            assert all(not on_rows[j].active for j in relaxed)
+            relaxed_total += len(relaxed)
+        problem.margin(target=None)
+        assert not any(v.fixed for v in enc.binaries[k].values()) and all(r.active for r in on_rows.values())
+    assert relaxed_total > 0

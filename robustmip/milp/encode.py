@@ -16,6 +16,11 @@ For a ReLU neuron with pre-activation ``a = W h_prev + b`` and sound bounds ``l 
 
 Identity layers (the logits) get ``z = a``. Every variable also carries its bound interval.
 
+Objective-fitted relaxation (:meth:`EncodedNetwork.relax_for_objective`): when the objective minimises
+``c^T z_out``, a last-hidden-layer ReLU whose output the objective weighs positively is exact with its
+convex lower side (2)-(3) alone, so its rows (4)-(5) and its binary are dropped for that objective
+(about half of that layer's binaries for a targeted margin).
+
 Pre-activation shifts (the one hook for callers that change what a ReLU sees, e.g. MIP pruning):
 ``encode(..., preactivation_shift={k: PreactivationShift(expr, lower, upper)})`` replaces, in ReLU layer
 ``k``, the pre-activation ``a_j`` by ``a_j + expr(j)``, where ``expr(j)`` is any Pyomo expression (it
@@ -32,7 +37,7 @@ binaries, so callers add their own constraints and objectives (see :mod:`robustm
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
@@ -66,6 +71,7 @@ class EncodedNetwork:
     bounds: Bounds
     net: Network
     build_seconds: float = 0.0
+    _relaxed: set[int] = field(default_factory=set)
 
     @property
     def logits(self) -> pyo.Var:
@@ -97,11 +103,46 @@ class EncodedNetwork:
                     self.outputs[k][j].set_value(float(h[j]), skip_validation=True)
             if self.binaries[k] is not None:
                 for j in self.binaries[k]:
-                    self.binaries[k][j].set_value(1.0 if a[j] > 0 else 0.0, skip_validation=True)
+                    if not self.binaries[k][j].fixed:  # fixed: dropped by relax_for_objective
+                        self.binaries[k][j].set_value(1.0 if a[j] > 0 else 0.0, skip_validation=True)
                     self.preactivations[k][j].set_value(float(a[j]), skip_validation=True)
 
     def n_binaries(self) -> int:
         return sum(len(v) for v in self.binaries if v is not None)
+
+    def relax_for_objective(self, output_coefficients: np.ndarray | None) -> int:
+        """Fit the encoding to minimising ``c^T z_out`` (or to a constraint ``c^T z_out <= d``); return the ReLUs relaxed.
+
+        The last hidden layer's outputs ``h_j`` feed only the logits, so ``c^T z_out`` weighs each with
+        ``g_j = (c^T W_out)_j``. Where ``g_j > 0``, lowering ``h_j`` to ``max(0, a_j)`` lowers the
+        objective and changes nothing else: the convex lower side (2)-(3) alone is exact for that
+        neuron, and its upper rows (4)-(5) and its binary (fixed at 0) are dropped. Optima, bounds and
+        feasibility stay those of the full encoding. ``None`` restores the full encoding (needed before
+        any other objective, e.g. an untargeted margin).
+
+        Args:
+            output_coefficients: ``c``, float64 ``(n_outputs,)``, or None.
+        """
+        k = len(self.net.layers) - 2
+        if k < 0 or self.binaries[k] is None or self.net.layers[-1].activation != "identity":
+            return 0
+        weights = (
+            np.zeros(self.net.layers[k].n_out)
+            if output_coefficients is None
+            else np.asarray(output_coefficients, dtype=np.float64).reshape(-1) @ self.net.layers[-1].W
+        )
+        upper_rows = (self.block.component(f"relu_on{k}"), self.block.component(f"relu_off{k}"))
+        wanted = {j for j in self.binaries[k] if weights[j] > 0.0}
+        for j in wanted - self._relaxed:
+            for rows in upper_rows:
+                rows[j].deactivate()
+            self.binaries[k][j].fix(0.0)
+        for j in self._relaxed - wanted:
+            for rows in upper_rows:
+                rows[j].activate()
+            self.binaries[k][j].unfix()
+        self._relaxed = wanted
+        return len(wanted)
 
 
 class PreactivationShift(NamedTuple):

@@ -98,14 +98,16 @@ def untargeted_margin(enc: EncodedNetwork, label: int, targets: Sequence[int] | 
     return -add_disjunction(enc, robustness_conjunctions(enc.net.n_outputs, label, targets), name)
 
 
+def margin_coefficients(n_outputs: int, label: int, target: int) -> np.ndarray:
+    """``e_label - e_target``, float64 ``(n_outputs,)``: the targeted margin as ``c^T z_out``."""
+    c = np.zeros(n_outputs)
+    c[label], c[target] = 1.0, -1.0
+    return c
+
+
 def robustness_conjunctions(n_outputs: int, label: int, targets: Sequence[int]) -> list[OutputConjunction]:
     """``y_label - y_t <= 0`` for each target: "some target reaches the label's logit"."""
-    conjunctions = []
-    for t in targets:
-        a = np.zeros((1, n_outputs))
-        a[0, label], a[0, t] = 1.0, -1.0
-        conjunctions.append((a, np.zeros(1)))
-    return conjunctions
+    return [(margin_coefficients(n_outputs, label, t)[None, :], np.zeros(1)) for t in targets]
 
 
 def add_linf_distortion(enc: EncodedNetwork, center: np.ndarray, name: str = "distortion") -> pyo.Var:

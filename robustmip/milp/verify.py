@@ -27,6 +27,7 @@ from robustmip.milp.objectives import (
     add_disjunction,
     add_linf_distortion,
     candidate_targets,
+    margin_coefficients,
     output_expression,
     robustness_conjunctions,
     targeted_margin,
@@ -282,6 +283,7 @@ class ImageProblem:
         expr = self._margin_expr(target, decision)
         enc = self.encoding
         enc.block.objective.set_value(expr)
+        enc.relax_for_objective(None if target is None else margin_coefficients(self.net.n_outputs, self.label, target))
         focus = "bound" if (start is not None or searched is not None) else "balanced"
         if decision:
             result = self.solver.solve(enc.block, time_limit, decide_below=0.0, focus=focus)
