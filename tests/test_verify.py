@@ -80,7 +80,7 @@ def test_optimum_without_proven_bound_is_unknown(small_case, monkeypatch):
     """A solver that calls its incumbent optimal but reports no bound (HiGHS#3307's lifting did) proves nothing."""
     net, x, label = small_case
     problem = ImageProblem(net, x, label, 0.3)
-    problem.encoding
+    assert problem.encoding is not None  # built before patching
     monkeypatch.setattr(EncodedNetwork, "input_values", lambda self: x.copy())  # the clean image: no counterexample
     claimed = SolveResult("optimal", 5.5, None, True, 0.1, "highs", "optimal")
     verdict = problem._interpret(claimed, target=None, decision=False)

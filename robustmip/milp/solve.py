@@ -119,9 +119,11 @@ something else, so ``MilpSolver(options=...)`` refuses them."""
 _UNSOUND_HIGHS_OPTIONS = {
     "mip_lifting_for_probing": (
         -1,
-        "HiGHS 1.15's lifting for probing returns wrong answers (upstream ERGO-Code/HiGHS#3307; on a "
-        "784-50-50-10 max-margin MILP with a feasible MIP start, value 1 answered 'infeasible' and value 0 "
-        "an 'optimum' above the true one)",
+        (
+            "HiGHS 1.15's lifting for probing returns wrong answers (upstream ERGO-Code/HiGHS#3307; on a "
+            "784-50-50-10 max-margin MILP with a feasible MIP start, value 1 ended 'optimal' without a "
+            "bound and value 0 reported an 'optimum' above the true one)"
+        ),
     ),
 }
 """HiGHS options refused at any value but the one given (the default), each with the reason: with them
