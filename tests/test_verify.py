@@ -249,7 +249,7 @@ def test_solver_options_are_applied_and_unknown_names_rejected(small_case, solve
         cutoff = {"highs": "objective_bound", "gurobi": "Cutoff"}[solver]
         with pytest.raises(InvalidInput, match=cutoff):  # a user cutoff would change what "infeasible" proves
             MilpSolver(solver, options={cutoff: -1.0})
-        if solver == "highs":  # wrong optima and false infeasibility in HiGHS 1.15 (upstream #3307)
+        if solver == "highs":  # wrong optima, and "optimal" without a bound, in HiGHS 1.15 (upstream #3307)
             with pytest.raises(InvalidInput, match="3307"):
                 MilpSolver(solver, options={"mip_lifting_for_probing": 1})
             MilpSolver(solver, options={"mip_lifting_for_probing": -1})  # the default stays allowed

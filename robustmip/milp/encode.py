@@ -110,8 +110,8 @@ class EncodedNetwork:
     def n_binaries(self) -> int:
         return sum(len(v) for v in self.binaries if v is not None)
 
-    def relax_for_objective(self, output_coefficients: np.ndarray | None) -> int:
-        """Fit the encoding to minimising ``c^T z_out`` (or to a constraint ``c^T z_out <= d``); return the ReLUs relaxed.
+    def relax_for_objective(self, output_coefficients: np.ndarray | None) -> None:
+        """Fit the encoding to minimising ``c^T z_out`` (or to a constraint ``c^T z_out <= d``).
 
         The last hidden layer's outputs ``h_j`` feed only the logits, so ``c^T z_out`` weighs each with
         ``g_j = (c^T W_out)_j``. Where ``g_j > 0``, lowering ``h_j`` to ``max(0, a_j)`` lowers the
@@ -125,7 +125,7 @@ class EncodedNetwork:
         """
         k = len(self.net.layers) - 2
         if k < 0 or self.binaries[k] is None or self.net.layers[-1].activation != "identity":
-            return 0
+            return
         weights = (
             np.zeros(self.net.layers[k].n_out)
             if output_coefficients is None
@@ -142,7 +142,6 @@ class EncodedNetwork:
                 rows[j].activate()
             self.binaries[k][j].unfix()
         self._relaxed = wanted
-        return len(wanted)
 
 
 class PreactivationShift(NamedTuple):
