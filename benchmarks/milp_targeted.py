@@ -3,7 +3,7 @@
 For every network, eps and image, and for every target class ``t != label``, minimise the margin
 ``z_label - z_t`` over the l-infinity ball (clipped to [0, 1]) to optimality: the OFV of
 Bai et al. 2020. robustmip answers an image's 9 targets on one persistent model
-(``ImageProblem(net, x, label, eps, falsifier=property_falsifier()).margin(target=t)``: a targeted
+(``ImageProblem(net, x, label, eps, SolveOptions(falsifier=property_falsifier())).margin(target=t)``: a targeted
 PGD search seeds each MILP with a near-optimal MIP start and the solver focuses on the bound;
 ``--clean-start`` adds the same engines without the search, started from the clean image, to
 measure what that buys: engines ``ours-SOLVER-clean``); the OMLT peer (``--omlt``, see
@@ -78,16 +78,9 @@ def net_path(name: str) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def load_net(path: str):
-    from robustmip.network import Network
+    from robustmip.io import load_network
 
-    if path.endswith(".onnx"):
-        return Network.from_onnx(path)
-    if path.endswith(".npz"):
-        return Network.load(path)
-    from robustmip.models import load_checkpoint
-
-    model, _ = load_checkpoint(path)
-    return Network.from_torch(model, input_shape=(1, 28, 28))
+    return load_network(path)
 
 
 @functools.lru_cache(maxsize=1)
@@ -168,18 +161,17 @@ def run_image(inst: dict) -> dict:
 def _run_ours(inst: dict, net, x: np.ndarray, label: int, targets: list[int]) -> dict:
     from omlt_peer import model_size
 
-    from robustmip.errors import SolverLicenseLimit
-    from robustmip.milp import ImageProblem, MilpSolver
-
     from robustmip.attacks.falsify import property_falsifier
+    from robustmip.errors import SolverLicenseLimit
+    from robustmip.milp import ImageProblem, SolveOptions
+    from robustmip.solvers import MilpSolver
 
     start = time.perf_counter()
     _, solver_name, *start_kind = inst["engine"].split("-")
     solver = MilpSolver(solver_name, inst["time_limit"], threads=1)
     calls = _instrument(solver)
     falsifier = None if start_kind == ["clean"] else property_falsifier()
-    problem = ImageProblem(net, x, label, inst["eps"], solver=solver, bounds_method=inst["bounds"], threads=1,
-                           falsifier=falsifier)
+    problem = ImageProblem(net, x, label, inst["eps"], SolveOptions(solver, bounds=inst["bounds"], falsifier=falsifier))
     encoding = problem.encoding
     size = model_size(encoding.block)
     rows = []
@@ -200,10 +192,15 @@ def _run_ours(inst: dict, net, x: np.ndarray, label: int, targets: list[int]) ->
 
 
 def _run_omlt(inst: dict, net, x: np.ndarray, label: int, targets: list[int]) -> dict:
-    from omlt_peer import build_omlt_model, input_point, model_size, set_margin_objective
+    from omlt_peer import (
+        build_omlt_model,
+        input_point,
+        model_size,
+        set_margin_objective,
+    )
 
-    from robustmip.bounds import input_box
-    from robustmip.milp import MilpSolver
+    from robustmip.solvers import MilpSolver
+    from robustmip.spec import input_box
 
     start = time.perf_counter()
     lower, upper = input_box(x, inst["eps"])  # the same box as ImageProblem's

@@ -27,6 +27,7 @@ from typing import Iterator
 import numpy as np
 import pyomo.environ as pyo
 
+from robustmip.io import from_torch
 from robustmip.network import Network
 
 
@@ -108,10 +109,10 @@ def _main() -> int:
 
     import torch
 
-    from robustmip.bounds import input_box
     from robustmip.data import load_dataset
-    from robustmip.milp import MilpSolver
-    from robustmip.models import load_checkpoint
+    from robustmip.io.checkpoint import load_checkpoint
+    from robustmip.solvers import MilpSolver
+    from robustmip.spec import input_box
 
     parser = argparse.ArgumentParser(description="Solve the 9 targeted margins of one image with OMLT + HiGHS")
     parser.add_argument("--net", required=True, help="checkpoint (.pt)")
@@ -122,7 +123,7 @@ def _main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     model_t, _ = load_checkpoint(args.net)
-    net = Network.from_torch(model_t, input_shape=(1, 28, 28))
+    net = from_torch(model_t, input_shape=(1, 28, 28))
     test = load_dataset("test", "auto", args.data_dir)
     x, label = test.images[args.image].reshape(-1).astype(np.float64), int(test.labels[args.image])
     lower, upper = input_box(x, args.eps)

@@ -100,7 +100,8 @@ def main() -> int:
 
     from robustmip.attacks.falsify import property_falsifier
     from robustmip.errors import InvalidInput
-    from robustmip.milp import ImageProblem, MilpSolver
+    from robustmip.milp import ImageProblem, SolveOptions
+    from robustmip.solvers import MilpSolver
 
     torch.set_num_threads(1)
     for flag, options in sides.items():
@@ -126,7 +127,7 @@ def main() -> int:
             x = data.images[image].astype(np.float64).reshape(-1)
             solver = MilpSolver(args.solver, args.time_limit, threads=1)
             falsifier = None if args.no_pgd else property_falsifier()
-            problem = ImageProblem(net, x, label, args.eps, solver=solver, threads=1, falsifier=falsifier)
+            problem = ImageProblem(net, x, label, args.eps, SolveOptions(solver, falsifier=falsifier))
             for target in range(net.n_outputs):
                 if target == label or (image, target) in done:
                     continue

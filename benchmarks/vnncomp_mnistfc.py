@@ -25,6 +25,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from robustmip.io import from_torch
 from robustmip.vnncomp import contradicts, run_benchmark, summarize
 
 
@@ -35,9 +36,8 @@ def make_proxy(out: Path, data_dir: str | None, seed: int = 0) -> None:
     import torch
 
     from robustmip.data import load_dataset
+    from robustmip.io.onnx_model import network_to_onnx
     from robustmip.models import build_model
-    from robustmip.network import Network
-    from robustmip.onnx_io import network_to_onnx
     from robustmip.training import train
 
     torch.set_num_threads(1)
@@ -45,7 +45,7 @@ def make_proxy(out: Path, data_dir: str | None, seed: int = 0) -> None:
     train_set, test_set = load_dataset("train", "auto", data_dir), load_dataset("test", "auto", data_dir)
     model = build_model("mlp-256-256", seed=seed)
     train(model, train_set, epochs=3, seed=seed, device="cpu", progress=False)
-    net = Network.from_torch(model.eval(), input_shape=(1, 28, 28))
+    net = from_torch(model.eval(), input_shape=(1, 28, 28))
     onnx.save(network_to_onnx(net, "matmul"), out / "mnist-proxy_256x2.onnx")
     rng = np.random.default_rng(seed)
     rows = []

@@ -38,8 +38,8 @@ import robustmip
 from robustmip.attacks.evaluate import clean_accuracy, robust_accuracy
 from robustmip.attacks.gradient import PGDConfig
 from robustmip.data import load_dataset
-from robustmip.models import load_checkpoint
-from robustmip.network import Network
+from robustmip.io import from_torch
+from robustmip.io.checkpoint import load_checkpoint
 from robustmip.pruning import (
     ImportanceSettings,
     apply_masks,
@@ -128,7 +128,7 @@ def run_model(name: str, path: Path, args, train_set, test_set, imp_store: Store
                        "acc_pruned": clean_accuracy(model, test_set.images, test_set.labels),
                        "pgd_pruned": _pgd_eval(model, test_set, attack, args.pgd_n, args.seed)})
     batch_x, batch_y, idx = balanced_batch(train_set.images, train_set.labels, 1, args.seed, model=model)
-    net = Network.from_torch(model, input_shape=(1, 28, 28))
+    net = from_torch(model, input_shape=(1, 28, 28))
     for bounds in args.bounds:
         key = f"{name}|{bounds}"
         imp = imp_store.get(key)

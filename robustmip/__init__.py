@@ -1,33 +1,54 @@
-"""robustmip: exact (MILP) robustness verification, attacks and MIP pruning of ReLU networks."""
+"""robustmip: exact (MILP) robustness verification, attacks and MIP pruning of ReLU networks.
 
-from robustmip.bounds import Bounds, compute_bounds, input_box
-from robustmip.errors import (
-    DataError,
-    InvalidInput,
-    RobustMipError,
-    SolverLicenseLimit,
-    SolverNotAvailable,
-    UnsupportedLayer,
-    VnnlibError,
-)
-from robustmip.milp import (
-    ImageProblem,
-    MilpSolver,
-    Verdict,
-    decide_output_property,
-    encode,
-    find_adversarial,
-    minimal_distortion,
-    optimize_output,
-    verify,
-)
-from robustmip.network import AffineLayer, Network
+The names below are imported on first use (``robustmip.verify`` loads the MILP layer, not before),
+so that ``import robustmip`` and the command line start at once.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = [
-    "AffineLayer", "Bounds", "DataError", "ImageProblem", "InvalidInput", "MilpSolver", "Network",
-    "RobustMipError", "SolverLicenseLimit", "SolverNotAvailable", "UnsupportedLayer", "Verdict",
-    "VnnlibError", "compute_bounds", "decide_output_property", "encode", "find_adversarial", "input_box",
-    "minimal_distortion", "optimize_output", "verify",
-]
+import importlib
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "AffineLayer": "robustmip.layers",
+    "Network": "robustmip.network",
+    "from_onnx": "robustmip.io",
+    "from_torch": "robustmip.io",
+    "load_network": "robustmip.io",
+    "Bounds": "robustmip.bounds",
+    "compute_bounds": "robustmip.bounds",
+    "input_box": "robustmip.spec",
+    "MilpSolver": "robustmip.solvers",
+    "SolveOptions": "robustmip.milp",
+    "ImageProblem": "robustmip.milp",
+    "Verdict": "robustmip.milp",
+    "decide_output_property": "robustmip.milp",
+    "encode": "robustmip.milp",
+    "find_adversarial": "robustmip.milp",
+    "minimal_distortion": "robustmip.milp",
+    "optimize_output": "robustmip.milp",
+    "verify": "robustmip.milp",
+    "RobustMipError": "robustmip.errors",
+    "InvalidInput": "robustmip.errors",
+    "DataError": "robustmip.errors",
+    "UnsupportedLayer": "robustmip.errors",
+    "SolverNotAvailable": "robustmip.errors",
+    "SolverLicenseLimit": "robustmip.errors",
+    "VnnlibError": "robustmip.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'robustmip' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -34,6 +34,7 @@ from typing import Literal
 import numpy as np
 
 from robustmip.errors import DataError, InvalidInput
+from robustmip.network import Network
 
 logger = logging.getLogger(__name__)
 
@@ -289,3 +290,38 @@ def load_dataset(split: str, source: Source = "auto", data_dir: str | Path | Non
         logger.warning("full MNIST not available (%s); using the embedded subset "
                        "(5000 train / 1000 test images)", exc)
     return _make_dataset(*load_embedded_mnist(split), "embedded", split)
+
+
+DEMO_NET = "demo_mlp_32_32.npz"
+"""The shipped 784-32-32-10 MNIST net of ``robustmip demo`` (made by scripts/make_demo_net.py)."""
+
+
+def load_demo_network() -> Network:
+    """The shipped demo :class:`~robustmip.network.Network` (784-32-32-10, input shape (1, 28, 28))."""
+    with importlib.resources.as_file(importlib.resources.files("robustmip") / "assets" / DEMO_NET) as path:
+        return Network.load(path)
+
+
+def load_image_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` from a ``.npz`` with arrays ``images`` (N, ...) in [0, 1] and ``labels`` (N,).
+
+    DataError when the file is missing, unreadable, lacks an array, or the shapes or values do not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            images = np.asarray(archive["images"], dtype=np.float64)
+            labels = np.asarray(archive["labels"])
+    except KeyError as exc:
+        raise DataError(f"{path} lacks the array {exc}; it needs 'images' and 'labels'") from exc
+    except (OSError, ValueError, zlib.error, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path} as a .npz of images and labels ({exc})") from exc
+    if images.ndim < 2 or labels.shape != (images.shape[0],):
+        raise DataError(f"{path}: images {images.shape} and labels {labels.shape} do not pair up (N, ...) / (N,)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{path}: labels must be integers, got {labels.dtype}")
+    if not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise DataError(f"{path}: images must be finite values in [0, 1]")
+    return images, labels.astype(np.int64)

@@ -297,6 +297,7 @@ def run_instances(
     redo_errors: bool = False,
     worker_threads: int | None = 1,
     mp_context: str = "spawn",
+    settings: dict | None = None,
 ) -> list[dict]:
     """Run ``fn`` on every instance whose key is not yet in ``out``; return all rows in instance order.
 
@@ -317,6 +318,9 @@ def run_instances(
         redo_errors: run again the instances whose row in ``out`` has ``"status": "error"``.
         worker_threads: torch/OpenMP threads per worker process (None: leave them alone).
         mp_context: multiprocessing start method of the ``processes`` backend (see the module doc).
+        settings: everything besides the key that changes the answers (solver, time limits, data
+            folder, ...), JSON-serialisable. Written beside ``out`` (:func:`settings_path`) before the
+            first row; a later run with other settings is refused rather than mixing answers.
 
     Returns:
         One row per instance, in the order of ``instances``: the row from ``out`` for instances done
@@ -333,7 +337,11 @@ def run_instances(
         raise InvalidInput(f"workers must be >= 1, got {workers}")
     keys = _keys(instances, key)
     out = Path(out)
+    if out.is_dir():
+        raise InvalidInput(f"results file {out} is a directory; give a file name")
     out.parent.mkdir(parents=True, exist_ok=True)
+    if settings is not None:
+        guard_settings(out, settings)
     done = read_results(out, repair=True)
     if redo_errors:
         done = {k: r for k, r in done.items() if r.get("status") != "error"}
@@ -356,6 +364,40 @@ def run_instances(
         sink.close()
         bar.close()
     return [sink.rows[i] if sink.rows[i] is not None else done[keys[i]] for i in range(len(instances))]
+
+
+def settings_path(out: str | Path) -> Path:
+    """Where the settings of the results file ``out`` are kept: ``<out>.settings.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".settings.json")
+
+
+def guard_settings(out: str | Path, settings: dict) -> None:
+    """Record ``settings`` for ``out``, or refuse (InvalidInput) when ``out`` was made under others.
+
+    A results file that holds rows but no settings file (made by an older version, or by hand) is
+    refused as well: its answers cannot be shown to be comparable.
+    """
+    out = Path(out)
+    path = settings_path(out)
+    wanted = json.loads(json.dumps(settings, default=_json_default))
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text())
+        except ValueError as exc:
+            raise InvalidInput(f"{path} is not valid JSON ({exc}); delete it and {out} to start over") from exc
+        changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+        if changed:
+            details = "; ".join(f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in changed)
+            raise InvalidInput(f"{out} holds results made under other settings ({details}); "
+                               "use another output file, or delete it to start over")
+        return
+    if out.is_file() and read_results(out):
+        raise InvalidInput(f"{out} holds results but no record of their settings ({path.name}); "
+                           "use another output file, or delete it to start over")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
 def _check_picklable(fn: Callable, backend: str) -> None:
@@ -494,4 +536,7 @@ def summarize(rows: Sequence[dict]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["BACKENDS", "KEY_FIELD", "default_workers", "read_results", "run_instances", "summarize"]
+__all__ = [
+    "BACKENDS", "KEY_FIELD", "default_workers", "guard_settings", "read_results", "run_instances", "settings_path",
+    "summarize",
+]

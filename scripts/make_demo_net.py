@@ -14,8 +14,8 @@ import torch
 
 from robustmip.attacks import PGDConfig, clean_accuracy, robust_accuracy
 from robustmip.data import load_dataset
+from robustmip.io import from_torch
 from robustmip.models import build_model
-from robustmip.network import Network
 from robustmip.training import train
 
 ASSET = Path(__file__).resolve().parents[1] / "robustmip" / "assets" / "demo_mlp_32_32.npz"
@@ -37,7 +37,7 @@ def main() -> None:
     model.eval()
     clean = clean_accuracy(model, test_set.images, test_set.labels)
     robust = robust_accuracy(model, test_set.images, test_set.labels, 0.05, steps=40, restarts=2, seed=args.seed)
-    Network.from_torch(model, input_shape=(1, 28, 28)).save(args.out)
+    from_torch(model, input_shape=(1, 28, 28)).save(args.out)
     print(f"wrote {args.out}: clean accuracy {clean:.4f}, PGD(0.05) accuracy {robust:.4f} on {len(test_set)} embedded test images")
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from bruteforce import exact_preactivation_ranges
 from conftest import random_network, tiny_architectures
-from robustmip.bounds import BOUNDS_METHODS, _certified_lp_minimum, compute_bounds, input_box
+
+from robustmip.bounds import BOUNDS_METHODS, compute_bounds
+from robustmip.bounds.tighten import certified_lp_minimum
 from robustmip.errors import InvalidInput
+from robustmip.spec import input_box
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -63,9 +65,9 @@ def test_certified_lp_minimum_is_a_lower_bound_for_any_duals():
     rows = (np.array([0, 0]), np.array([0, 1]), np.array([1.0, 2.0]))
     args = (np.zeros(2), np.ones(2), rows, np.array([1.0]), np.array([np.inf]))
     cost = np.array([1.0, 1.0])
-    assert _certified_lp_minimum(cost, *args, np.array([0.5])) == pytest.approx(0.5)
+    assert certified_lp_minimum(cost, *args, np.array([0.5])) == pytest.approx(0.5)
     for y in rng.normal(size=(200, 1)) * 3:
-        assert _certified_lp_minimum(cost, *args, y) <= 0.5 + 1e-12
+        assert certified_lp_minimum(cost, *args, y) <= 0.5 + 1e-12
 
 
 def test_input_box_validation():

@@ -8,9 +8,8 @@ import onnx
 import pytest
 
 from robustmip.cli import main
-from robustmip.demo import load_demo_network
-from robustmip.demo import main as demo_main
-from robustmip.onnx_io import network_to_onnx
+from robustmip.data import load_demo_network
+from robustmip.io.onnx_model import network_to_onnx
 
 
 @pytest.fixture
@@ -39,7 +38,7 @@ def test_verify_rejects_bad_input(demo_files, capsys):
 
 def test_demo_prints_a_table(tmp_path, capsys):
     out = tmp_path / "rows.json"
-    assert demo_main(["--n", "2", "--eps", "0.05", "--json", str(out)]) == 0
+    assert main(["demo", "--n", "2", "--eps", "0.05", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "verdict" in text and "eps 0.050" in text
     assert len(json.loads(out.read_text())) == 2

@@ -8,17 +8,19 @@ import json
 import pytest
 import torch
 
-from robustmip import cli_prune, cli_train
+from robustmip.cli import prune as cli_prune
+from robustmip.cli import train as cli_train
 from robustmip.data import load_dataset
-from robustmip.models import build_model, load_checkpoint, save_checkpoint
+from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
+from robustmip.models import build_model
 from robustmip.training import train
 
 
 def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="robustmip")
     sub = parser.add_subparsers(dest="command")
-    cli_train.add_subcommands(sub)
-    cli_prune.add_subcommands(sub)
+    cli_train.add_parsers(sub)
+    cli_prune.add_parsers(sub)
     args = parser.parse_args(list(argv))
     return args.func(args)
 

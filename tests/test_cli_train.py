@@ -10,13 +10,12 @@ import json
 import numpy as np
 import pytest
 
-from robustmip import cli_train
-from robustmip.cli_train import add_subcommands
+from robustmip.cli import train as cli_train
 
 
 def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="robustmip")
-    add_subcommands(parser.add_subparsers(dest="command"))
+    cli_train.add_parsers(parser.add_subparsers(dest="command"))
     args = parser.parse_args(list(argv))
     return args.func(args)
 
@@ -73,7 +72,7 @@ def test_attack_prints_and_saves_adversarial_images(checkpoint, tmp_path, capsys
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--arch", "vgg16", "--embedded"], "unknown architecture"),
-    (["attack", "MISSING", "--eps", "0.1", "--embedded"], "does not exist"),
+    (["attack", "MISSING", "--eps", "0.1", "--embedded"], "not found"),
     (["info", "MISSING"], "does not exist"),
     (["train", "--data-dir", "NODATA"], "no MNIST train IDX files"),
 ])
@@ -101,7 +100,7 @@ def test_output_that_cannot_be_written_fails_before_training(tmp_path, monkeypat
     def must_not_train(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(cli_train, "train", must_not_train)
+    monkeypatch.setattr("robustmip.training.loops.train", must_not_train)
     assert run("train", "--embedded", "--out", str(tmp_path)) == 2
     assert "cannot write" in capsys.readouterr().err
 
@@ -110,7 +109,7 @@ def test_interrupted_training_writes_nothing(tmp_path, monkeypatch, capsys):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_train, "train", interrupt)
+    monkeypatch.setattr("robustmip.training.loops.train", interrupt)
     out = tmp_path / "m.pt"
     assert run("train", "--embedded", "--out", str(out)) == 130
     assert not out.exists() and "interrupted" in capsys.readouterr().err

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from bruteforce import exact_min
-from robustmip.attacks.milp_attack import attack_image
 from conftest import random_network, tiny_architectures
-from robustmip.bounds import BOUNDS_METHODS, input_box
-from robustmip.milp import ImageProblem, MilpSolver, optimize_output, verify
-from robustmip.milp.objectives import margin_coefficients
+
+from robustmip.attacks.milp_attack import attack_image
+from robustmip.bounds import BOUNDS_METHODS
+from robustmip.milp import ImageProblem, SolveOptions, optimize_output, verify
+from robustmip.solvers import MilpSolver
+from robustmip.spec import input_box, margin_coefficients
 
 CASES = [(dims, seed) for dims in tiny_architectures() for seed in range(2)]
 
@@ -32,7 +33,7 @@ def test_margin_optimum_matches_enumeration(dims, seed, method):
     net, x, label = _setup(dims, seed)
     eps = 0.25
     lower, upper = input_box(x, eps)
-    problem = ImageProblem(net, x, label, eps, bounds_method=method, solver=MilpSolver("highs", 30))
+    problem = ImageProblem(net, x, label, eps, SolveOptions(MilpSolver("highs", 30), bounds=method))
     exact_by_target = {}
     for target in range(net.n_outputs):
         if target == label:
@@ -87,7 +88,7 @@ def test_pgd_started_optimum_matches_enumeration(dims, seed):
 
     net, x, label = _setup(dims, seed)
     lower, upper = input_box(x, 0.25)
-    problem = ImageProblem(net, x, label, 0.25, solver=MilpSolver("highs", 30), falsifier=property_falsifier())
+    problem = ImageProblem(net, x, label, 0.25, SolveOptions(MilpSolver("highs", 30), falsifier=property_falsifier()))
     for target in (t for t in range(net.n_outputs) if t != label):
         c = np.eye(net.n_outputs)[label] - np.eye(net.n_outputs)[target]
         exact = exact_min(net, c, lower, upper)
@@ -113,9 +114,9 @@ def test_decide_below_stops_at_the_cutoff_in_both_directions(dims, seed, solver)
     lower, upper = input_box(x, 0.25)
     target = (label + 1) % net.n_outputs
     exact = exact_min(net, np.eye(net.n_outputs)[label] - np.eye(net.n_outputs)[target], lower, upper)
-    problem = ImageProblem(net, x, label, 0.25, solver=MilpSolver(solver, 30))
+    problem = ImageProblem(net, x, label, 0.25, SolveOptions(MilpSolver(solver, 30)))
     enc = problem.encoding
-    enc.block.objective.set_value(problem._margin_expr(target, decision=False))
+    enc.block.objective.set_value(problem.margin_expression(target, decision=False))
     for focus in ("balanced", "bound"):
         above = problem.solver.solve(enc.block, decide_below=exact + 0.05, focus=focus)
         assert above.status == "feasible" and above.objective < exact + 0.05
@@ -153,7 +154,7 @@ def test_last_layer_relaxation_is_exact_used_and_undone():
     for dims, seed in CASES:
         net, x, label = _setup(dims, seed)
         lower, upper = input_box(x, 0.25)
-        problem = ImageProblem(net, x, label, 0.25, solver=MilpSolver("highs", 30))
+        problem = ImageProblem(net, x, label, 0.25, SolveOptions(MilpSolver("highs", 30)))
         enc, k = problem.encoding, len(net.layers) - 2
         on_rows = enc.block.component(f"relu_on{k}")
         for target in (t for t in range(net.n_outputs) if t != label):

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from robustmip.errors import DataError, InvalidInput
-from robustmip.models import NAMED_ARCHITECTURES, build_model, load_checkpoint, save_checkpoint
+from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
+from robustmip.models import NAMED_ARCHITECTURES, build_model
 
 ALLOWED_LAYERS = (nn.Flatten, nn.Linear, nn.ReLU, nn.Conv2d)
 

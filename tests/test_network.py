@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import random_network
 from torch import nn
 
-from conftest import random_network
 from robustmip.errors import DataError, InvalidInput, UnsupportedLayer
+from robustmip.io import from_torch
+from robustmip.io.torch_model import Normalize
 from robustmip.network import AffineLayer, Network
-from robustmip.torch_import import Normalize
 
 
 def torch_forward(model: nn.Module, x: np.ndarray) -> np.ndarray:
@@ -22,7 +23,7 @@ def torch_forward(model: nn.Module, x: np.ndarray) -> np.ndarray:
 def test_mlp_import_matches_torch_in_float64():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3))
-    net = Network.from_torch(model, input_shape=(1, 3, 4))
+    net = from_torch(model, input_shape=(1, 3, 4))
     x = np.random.default_rng(0).uniform(size=(20, 1, 3, 4))
     np.testing.assert_allclose(net.forward(x), torch_forward(model, x), atol=1e-12)
     assert [layer.activation for layer in net.layers] == ["relu", "relu", "identity"]
@@ -46,7 +47,7 @@ def test_conv_normalize_batchnorm_fold_into_affine_layers():
         model[2].running_mean.uniform_(-0.5, 0.5)
         model[2].running_var.uniform_(0.5, 2.0)
     model.eval()
-    net = Network.from_torch(model, input_shape=(1, 8, 8))
+    net = from_torch(model, input_shape=(1, 8, 8))
     assert len(net.layers) == 3
     x = np.random.default_rng(1).uniform(size=(10, 1, 8, 8))
     np.testing.assert_allclose(net.forward(x), torch_forward(model, x), atol=1e-10)
@@ -57,7 +58,7 @@ def test_to_torch_round_trip_is_the_same_function(rng):
     exported = net.to_torch(dtype=torch.float64)
     x = rng.uniform(size=(30, 5))
     np.testing.assert_allclose(torch_forward(exported, x), net.forward(x), atol=1e-12)
-    back = Network.from_torch(exported, input_shape=(5,))
+    back = from_torch(exported, input_shape=(5,))
     for a, b in zip(net.layers, back.layers):
         np.testing.assert_array_equal(a.W, b.W)
         np.testing.assert_array_equal(a.b, b.b)
@@ -66,7 +67,7 @@ def test_to_torch_round_trip_is_the_same_function(rng):
 def test_unsupported_layer_names_layer_and_position():
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 2))
     with pytest.raises(UnsupportedLayer, match=r"Sigmoid at position 2"):
-        Network.from_torch(model)
+        from_torch(model)
 
 
 def test_nan_weights_rejected():

@@ -6,13 +6,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import random_network
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from conftest import random_network
 from robustmip.errors import DataError, UnsupportedLayer
-from robustmip.network import Network
-from robustmip.onnx_io import network_to_onnx
+from robustmip.io import from_onnx
+from robustmip.io.onnx_model import network_to_onnx
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (dev extra) compares ONNX semantics")
 
@@ -52,7 +52,7 @@ def test_gemm_alpha_beta_transb_and_matmul_add(rng):
         helper.make_node("Gemm", ["h1", "W2", "b2"], ["output"], transB=1),
     ]
     model = make_model(nodes, inits, [1, 4], 2)
-    net = Network.from_onnx(model)
+    net = from_onnx(model)
     x = rng.uniform(size=(25, 4))
     np.testing.assert_allclose(net.forward(x), run_ort(model, x), atol=1e-4)
 
@@ -74,7 +74,7 @@ def test_normalisation_reshape_conv_flatten(rng):
         helper.make_node("Add", ["m", "b"], ["output"]),
     ]
     model = make_model(nodes, inits, [1, 36], 3)
-    net = Network.from_onnx(model)
+    net = from_onnx(model)
     assert net.input_shape == (36,)
     x = rng.uniform(size=(20, 36))
     np.testing.assert_allclose(net.forward(x), run_ort(model, x), atol=1e-4)
@@ -86,7 +86,7 @@ def test_torch_exported_cnn_matches(tmp_path):
     path = tmp_path / "cnn.onnx"
     # The legacy exporter: the dynamo one needs onnxscript, which is not installed.
     torch.onnx.export(model, torch.zeros(1, 1, 14, 14), path, dynamo=False, input_names=["input"])
-    net = Network.from_onnx(path)
+    net = from_onnx(path)
     x = np.random.default_rng(0).uniform(size=(5, 1, 14, 14))
     with torch.no_grad():
         expected = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
@@ -99,7 +99,7 @@ def test_export_round_trip(rng, style, tmp_path):
     model = network_to_onnx(net, style)
     path = tmp_path / "n.onnx"
     onnx.save(model, path)
-    back = Network.from_onnx(path)
+    back = from_onnx(path)
     x = rng.uniform(size=(10, 6))
     np.testing.assert_allclose(back.forward(x), net.forward(x), atol=1e-5)
     np.testing.assert_allclose(run_ort(model, x), net.forward(x), atol=1e-4)
@@ -113,13 +113,13 @@ def test_unsupported_op_named_with_position(rng):
     ]
     model = make_model(nodes, {"W": rng.normal(size=(2, 3)), "b": np.zeros(2)}, [1, 3], 2)
     with pytest.raises(UnsupportedLayer, match=r"Sigmoid 'sig' at node 2"):
-        Network.from_onnx(model)
+        from_onnx(model)
 
 
 def test_malformed_file(tmp_path):
     path = tmp_path / "broken.onnx"
     path.write_bytes(b"\x08\x01garbage that is not protobuf \xff\xff")
     with pytest.raises(DataError, match="not a readable ONNX"):
-        Network.from_onnx(path)
+        from_onnx(path)
     with pytest.raises(DataError, match="not found"):
-        Network.from_onnx(tmp_path / "missing.onnx")
+        from_onnx(tmp_path / "missing.onnx")

@@ -6,14 +6,16 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 import torch
+from conftest import gurobi_skip_reason, random_network, tiny_architectures
 from torch import nn
 
-from conftest import gurobi_skip_reason, random_network, tiny_architectures
 from robustmip.bounds import compute_bounds
 from robustmip.errors import InvalidInput, UnsupportedLayer
-from robustmip.milp import MilpSolver
+from robustmip.io import from_torch
+from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
+from robustmip.solvers import MilpSolver
 from robustmip.milp.encode import PreactivationShift, encode
-from robustmip.models import build_model, load_checkpoint, save_checkpoint
+from robustmip.models import build_model
 from robustmip.network import Network
 from robustmip.pruning import (
     apply_masks,
@@ -28,7 +30,11 @@ from robustmip.pruning import (
     scored_bounds,
     scored_forward,
 )
-from robustmip.pruning.importance import _hinge_value, _scored_pass, build_importance_mip
+from robustmip.pruning.importance import (
+    _hinge_value,
+    _scored_pass,
+    build_importance_mip,
+)
 
 
 def _batch(net: Network, rng: np.random.Generator, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +245,7 @@ def test_pruning_provably_dead_neurons_leaves_the_function_unchanged(rng):
     with torch.no_grad():  # make some neurons dead on [0, 1]^10
         model[1].bias[[1, 4, 7]] = -50.0
         model[3].bias[[0, 5]] = -50.0
-    net = Network.from_torch(model)
+    net = from_torch(model)
     bounds = compute_bounds(net, np.zeros(10), np.ones(10), "interval")
     dead = [bounds.upper[k] <= 0 for k in range(2)]
     assert dead[0].sum() >= 3 and dead[1].sum() >= 2

@@ -16,11 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("study_under_test", ROOT / "experiments" / "prune_robustness.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    from robustmip.studies import prune_robustness
+
+    return prune_robustness
 
 
 @pytest.fixture(scope="module")

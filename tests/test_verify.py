@@ -5,11 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 import pytest
-
 from conftest import random_network
+
 from robustmip.errors import InvalidInput, SolverNotAvailable
-from robustmip.milp import ImageProblem, MilpSolver, SolveResult, find_adversarial, minimal_distortion, verify
+from robustmip.milp import (
+    ImageProblem,
+    SolveOptions,
+    find_adversarial,
+    minimal_distortion,
+    verify,
+)
 from robustmip.milp.encode import EncodedNetwork
+from robustmip.solvers import MilpSolver, SolveResult
 
 
 @pytest.fixture
@@ -30,7 +37,8 @@ def hard_case():
 def test_time_limit_is_honoured_and_never_robust():
     net, x, label = hard_case()
     limit = 0.5
-    problem = ImageProblem(net, x, label, 0.5, bounds_method="interval", solver=MilpSolver("highs", limit))
+    problem = ImageProblem(net, x, label, 0.5, SolveOptions(MilpSolver("highs", limit), bounds="interval"))
+    assert problem.encoding is not None  # built before the question's deadline starts: it covers the solve
     verdict = problem.margin(target=(label + 1) % 10)
     assert verdict.solver_status == "time_limit", "the instance must be hard enough to hit the limit"
     assert verdict.times["solve"] < limit + 3.0
@@ -58,7 +66,7 @@ def _problem(small_case) -> ImageProblem:
 )
 def test_interpretation_of_solver_outcomes(small_case, result, expected):
     problem = _problem(small_case)
-    verdict = problem._interpret(result, target=None, decision=False)
+    verdict = problem.interpret(result, target=None, decision=False)
     assert verdict.status == expected
     if expected == "unknown":
         assert verdict.reason
@@ -70,7 +78,7 @@ def test_point_failing_float64_recheck_is_not_adversarial(small_case, monkeypatc
     problem.encoding  # build before patching
     monkeypatch.setattr(EncodedNetwork, "input_values", lambda self: x.copy())
     claimed = SolveResult("optimal", -1.0, -1.0, True, 0.1, "highs")
-    verdict = problem._interpret(claimed, target=None, decision=False)
+    verdict = problem.interpret(claimed, target=None, decision=False)
     assert verdict.status == "unknown"
     assert "re-check" in verdict.reason
     assert verdict.counterexample is None
@@ -83,7 +91,7 @@ def test_optimum_without_proven_bound_is_unknown(small_case, monkeypatch):
     assert problem.encoding is not None  # built before patching
     monkeypatch.setattr(EncodedNetwork, "input_values", lambda self: x.copy())  # the clean image: no counterexample
     claimed = SolveResult("optimal", 5.5, None, True, 0.1, "highs", "optimal")
-    verdict = problem._interpret(claimed, target=None, decision=False)
+    verdict = problem.interpret(claimed, target=None, decision=False)
     assert verdict.status == "unknown"
     assert "without a proven bound" in verdict.reason
 
@@ -167,9 +175,9 @@ def test_missing_solver_is_a_clear_error(monkeypatch):
 def test_falsifier_candidates_are_rechecked(small_case):
     net, x, label = small_case
     lying = lambda net_, lower, upper, conj: x.copy()  # noqa: E731  (claims the clean image is adversarial)
-    assert verify(net, x, label, 0.01, falsifier=lying).status == "robust"
+    assert verify(net, x, label, 0.01, SolveOptions(falsifier=lying)).status == "robust"
     outside = lambda net_, lower, upper, conj: x + 5.0  # noqa: E731  (far outside the box)
-    verdict = verify(net, x, label, 0.01, falsifier=outside)
+    verdict = verify(net, x, label, 0.01, SolveOptions(falsifier=outside))
     assert verdict.status == "robust"
 
 
@@ -177,7 +185,7 @@ def test_pgd_falsifier_finds_what_the_milp_finds(small_case):
     from robustmip.attacks.falsify import property_falsifier
 
     net, x, label = small_case
-    verdict = verify(net, x, label, 0.5, falsifier=property_falsifier())
+    verdict = verify(net, x, label, 0.5, SolveOptions(falsifier=property_falsifier()))
     assert verdict.status == "adversarial" and verdict.proof == "pgd"
     assert int(np.argmax(net.forward(verdict.counterexample))) != label
     assert np.abs(verdict.counterexample.reshape(-1) - x).max() <= 0.5 + 1e-12
@@ -198,7 +206,7 @@ def test_decision_answered_by_the_falsifier_needs_no_bounds(small_case):
     from robustmip.attacks.falsify import property_falsifier
 
     net, x, label = small_case
-    problem = ImageProblem(net, x, label, 0.5, falsifier=property_falsifier())
+    problem = ImageProblem(net, x, label, 0.5, SolveOptions(falsifier=property_falsifier()))
     verdict = problem.margin(decision=True)
     assert verdict.status == "adversarial" and verdict.proof == "pgd"
     assert problem._bounds is None and problem._enc is None
@@ -222,15 +230,13 @@ def test_every_solver_option_is_set_on_every_solve(solver):
 
 
 def test_highs_solves_after_a_run_with_another_thread_count(small_case):
-    """HiGHS sizes one process-wide scheduler at its first run; other counts later must still solve."""
+    """HiGHS sizes one process-wide scheduler at its first run; other counts later (LPs and MILPs) must still solve."""
     net, x, label = small_case
     optima, upper_bounds = [], []
-    for bound_threads, solver_threads in [(1, 2), (2, 2), (2, 1), (1, 1)]:
-        problem = ImageProblem(
-            net, x, label, 0.3, solver=MilpSolver("highs", 30, threads=solver_threads), threads=bound_threads
-        )
+    for threads in [1, 2, 2, 1]:
+        problem = ImageProblem(net, x, label, 0.3, SolveOptions(MilpSolver("highs", 30, threads=threads)))
         verdict = problem.margin(target=(label + 1) % net.n_outputs)
-        assert verdict.solver_status == "optimal", (bound_threads, solver_threads, verdict.reason)
+        assert verdict.solver_status == "optimal", (threads, verdict.reason)
         optima.append(verdict.objective)
         upper_bounds.append(np.concatenate(problem.bounds.upper))
     assert np.allclose(optima, optima[0], atol=1e-6)
@@ -256,7 +262,7 @@ def test_solver_options_are_applied_and_unknown_names_rejected(small_case, solve
         limited = MilpSolver(solver, options=stop_at_once)
     except SolverNotAvailable as exc:
         pytest.skip(str(exc))
-    free = ImageProblem(net, x, label, 0.3, solver=MilpSolver(solver)).margin(target=(label + 1) % net.n_outputs)
-    stopped = ImageProblem(net, x, label, 0.3, solver=limited).margin(target=(label + 1) % net.n_outputs)
+    free = ImageProblem(net, x, label, 0.3, SolveOptions(MilpSolver(solver))).margin(target=(label + 1) % net.n_outputs)
+    stopped = ImageProblem(net, x, label, 0.3, SolveOptions(limited)).margin(target=(label + 1) % net.n_outputs)
     assert free.solver_status == "optimal"
     assert stopped.solver_status != "optimal" and stopped.status in ("unknown", "adversarial", "robust")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import os
 from pathlib import Path
@@ -10,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from bruteforce import exact_min
 from conftest import random_network
+
 from robustmip.cli import main
-from robustmip.demo import load_demo_network
+from robustmip.data import load_demo_network
 from robustmip.errors import VnnlibError
-from robustmip.onnx_io import network_to_onnx
-from robustmip.vnncomp import run_benchmark, summarize
-from robustmip.vnnlib import check_property, parse_vnnlib
+from robustmip.io.onnx_model import network_to_onnx
+from robustmip.io.vnnlib import parse_vnnlib
+from robustmip.milp import SolveOptions
+from robustmip.solvers import MilpSolver
+from robustmip.vnncomp import check_property, read_expected, run_benchmark, summarize
 
 
 def robustness_vnnlib(x: np.ndarray, label: int, eps: float, n_out: int = 10) -> str:
@@ -86,7 +87,7 @@ def test_decisions_match_brute_force(seed, strategy):
     label = int(np.argmax(net.forward(x)))
     for eps in (0.05, 0.3):
         prop = parse_vnnlib(robustness_vnnlib(x, label, eps, n_out=3))
-        result = check_property(net, prop, timeout=30, strategy=strategy)
+        result = check_property(net, prop, SolveOptions(MilpSolver("highs", 30)), strategy=strategy)
         lower, upper = prop.cases[0].lower, prop.cases[0].upper
         exact = min(exact_min(net, np.eye(3)[label] - np.eye(3)[t], lower, upper) for t in range(3) if t != label)
         if exact < -1e-7:
@@ -144,21 +145,23 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path, capsys):
 def test_vnncomp_runner_resumes_without_redoing(mnist_instance, tmp_path):
     instances = mnist_instance / "instances.csv"
     instances.write_text("net.onnx,robust.vnnlib,60\nnet.onnx,attack.vnnlib.gz,60\n")
-    expected = tmp_path / "expected.csv"
-    expected.write_text("onnx,vnnlib,expected\nnet.onnx,robust.vnnlib,unsat\nnet.onnx,attack.vnnlib.gz,sat\n")
-    out = tmp_path / "results.csv"
-    rows = run_benchmark(instances, out=out, expected_csv=expected, progress=False)
+    expected_csv = tmp_path / "expected.csv"
+    expected_csv.write_text("onnx,vnnlib,expected\nnet.onnx,robust.vnnlib,unsat\nnet.onnx,attack.vnnlib.gz,sat\n")
+    expected = read_expected(expected_csv)
+    out = tmp_path / "results.jsonl"
+    rows = run_benchmark(instances, out=out, progress=False)
     assert [r["result"] for r in rows] == ["unsat", "sat"]
-    assert summarize(rows) == {"instances": 2, "solved": 2, "counts": {"unsat": 1, "sat": 1}, "contradictions": 0}
+    summary = summarize(rows, expected)
+    assert (summary["instances"], summary["solved"], summary["contradictions"]) == (2, 2, 0)
+    assert summary["counts"] == {"unsat": 1, "sat": 1}
+    assert "sat" == Path(rows[1]["counterexample"]).read_text().splitlines()[0]
     # Simulate an interruption after the first instance: drop the last row and resume.
     lines = out.read_text().splitlines()
     out.write_text("\n".join(lines[:-1]) + "\n")
-    first_row_before = lines[1]
-    rows = run_benchmark(instances, out=out, expected_csv=expected, progress=False)
+    rows = run_benchmark(instances, out=out, progress=False)
     assert [r["result"] for r in rows] == ["unsat", "sat"]
-    assert out.read_text().splitlines()[1] == first_row_before
-    with out.open() as handle:
-        assert len(list(csv.DictReader(handle))) == 2
+    assert out.read_text().splitlines()[0] == lines[0]
+    assert len(out.read_text().splitlines()) == 2
 
 
 def _shared_benchmark() -> Path | None:
@@ -168,14 +171,15 @@ def _shared_benchmark() -> Path | None:
 
 @pytest.mark.skipif(_shared_benchmark() is None, reason="set ROBUSTMIP_VNNCOMP to the vnncomp_mnistfc folder to run")
 def test_one_real_mnistfc_property_end_to_end():
-    from robustmip.vnncomp import read_expected, read_instances, run_instance
+    from robustmip.vnncomp import read_instances, vnncomp_job
 
     root = _shared_benchmark()
     instances = [i for i in read_instances(root / "instances.csv") if "256x2" in i.onnx]
     expected = read_expected(root / "expected.csv") if (root / "expected.csv").is_file() else {}
     inst = instances[0]
-    result = run_instance(root, inst, "highs", "lp")
-    assert result.result in ("sat", "unsat")
+    row = vnncomp_job({"root": str(root), "onnx": inst.onnx, "vnnlib": inst.vnnlib, "timeout": inst.timeout,
+                       "solver": "highs", "threads": 1, "bounds": "lp", "pgd": True, "counterexamples": "unused"})
+    assert row["result"] in ("sat", "unsat")
     reference = expected.get((Path(inst.onnx).name, Path(inst.vnnlib).name))
     if reference in ("sat", "unsat"):
-        assert result.result == reference
+        assert row["result"] == reference

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from robustmip.attacks.gradient import projected_gradient_ascent
-from robustmip.milp.objectives import OutputConjunction
 from robustmip.network import Network
+from robustmip.spec import OutputConjunction
 
 
 def property_falsifier(steps: int = 50, restarts: int = 8, seed: int = 0):

@@ -17,8 +17,10 @@ import torch
 
 from robustmip.attacks.falsify import property_falsifier
 from robustmip.bounds import BoundsMethod
-from robustmip.milp import ImageProblem, MilpSolver
+from robustmip.deadline import Deadline
+from robustmip.milp import ImageProblem, SolveOptions
 from robustmip.network import Network
+from robustmip.solvers import MilpSolver
 
 
 @dataclass
@@ -86,9 +88,10 @@ def attack_image(
     Returns the rows (one per target, in target order) and the re-checked counterexamples by target
     (flattened float64 ``(n_inputs,)``).
     """
-    problem = ImageProblem(net, x, label, eps, solver=MilpSolver(solver, time_limit, threads),
-                           bounds_method=bounds_method, threads=threads,
+    options = SolveOptions(MilpSolver(solver, time_limit, threads), bounds=bounds_method,
                            falsifier=property_falsifier() if pgd_start else None)
+    problem = ImageProblem(net, x, label, eps, options)
+    problem.compute_bounds()  # shared by every target, outside the per-MILP time limit
     targets = [t for t in range(net.n_outputs) if t != label] if targets is None else list(targets)
     rows, examples = [], {}
     build_seen = 0.0
@@ -102,7 +105,8 @@ def attack_image(
         if optimum.status == "unknown" and optimum.solver_status == "time_limit" and decide_time_limit:
             # The falsifier has searched this target already: start from the image, skip a second search.
             started = time.perf_counter()
-            verdict = problem.margin(target=target, decision=True, time_limit=decide_time_limit, start=problem.x)
+            verdict = problem.margin(target=target, decision=True, deadline=Deadline(decide_time_limit),
+                                     start=problem.x)
             decision_status = verdict.solver_status or f"decided by {verdict.proof}"
             decision_s = time.perf_counter() - started
             if verdict.counterexample_margin is not None:

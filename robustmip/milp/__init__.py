@@ -1,4 +1,10 @@
-"""MILP encoding, objectives, solver layer and checked verdicts."""
+"""The exact MILP: encoding, objectives, the persistent per-image problem and its entry points.
+
+``encode`` (big-M encoding as a Pyomo block), ``objectives`` (margins, disjunctions, distortion),
+``options`` (:class:`SolveOptions`), ``problem`` (:class:`ImageProblem`, :class:`Verdict`, the
+float64 re-check), ``verify`` (verify, find_adversarial, minimal_distortion) and ``properties``
+(output properties and output optima).
+"""
 
 from robustmip.milp.encode import EncodedNetwork, encode
 from robustmip.milp.objectives import (
@@ -9,24 +15,24 @@ from robustmip.milp.objectives import (
     targeted_margin,
     untargeted_margin,
 )
-from robustmip.milp.solve import SOLVERS, MilpSolver, SolveResult, check_solver
-from robustmip.milp.verify import (
-    DistortionResult,
-    ImageProblem,
+from robustmip.milp.options import SolveOptions
+from robustmip.milp.problem import ImageProblem, Verdict, recheck
+from robustmip.milp.properties import (
     OutputOptimum,
     PropertyResult,
-    Verdict,
     decide_output_property,
+    optimize_output,
+)
+from robustmip.milp.verify import (
+    DistortionResult,
     find_adversarial,
     minimal_distortion,
-    optimize_output,
-    recheck,
     verify,
 )
 
 __all__ = [
     "EncodedNetwork", "encode", "add_disjunction", "add_linf_distortion", "candidate_targets",
-    "output_expression", "targeted_margin", "untargeted_margin", "SOLVERS", "MilpSolver", "SolveResult",
-    "check_solver", "DistortionResult", "ImageProblem", "OutputOptimum", "PropertyResult", "Verdict",
-    "decide_output_property", "find_adversarial", "minimal_distortion", "optimize_output", "recheck", "verify",
+    "output_expression", "targeted_margin", "untargeted_margin", "SolveOptions", "ImageProblem", "Verdict",
+    "recheck", "OutputOptimum", "PropertyResult", "decide_output_property", "optimize_output",
+    "DistortionResult", "find_adversarial", "minimal_distortion", "verify",
 ]

@@ -14,6 +14,7 @@ import pyomo.environ as pyo
 from robustmip.bounds import Bounds
 from robustmip.errors import InvalidInput
 from robustmip.milp.encode import EncodedNetwork
+from robustmip.spec import OutputConjunction, robustness_conjunctions
 
 
 def _check_class(enc: EncodedNetwork, c: int, what: str) -> int:
@@ -34,10 +35,6 @@ def candidate_targets(bounds: Bounds, label: int) -> list[int]:
     """Classes that may reach ``label``'s logit somewhere in the box: upper bound >= the label's lower bound."""
     lower, upper = bounds.lower[-1], bounds.upper[-1]
     return [t for t in range(lower.shape[0]) if t != label and upper[t] >= lower[label]]
-
-
-OutputConjunction = tuple[np.ndarray, np.ndarray]
-"""``(A, c)`` meaning ``A @ z_out <= c``: ``A`` is ``(m, n_outputs)``, ``c`` is ``(m,)``."""
 
 
 def _slack_interval(enc: EncodedNetwork, a: np.ndarray, c: float) -> tuple[float, float]:
@@ -96,18 +93,6 @@ def untargeted_margin(enc: EncodedNetwork, label: int, targets: Sequence[int] | 
     if not targets or label in targets:
         raise InvalidInput("targets must be non-empty and must not contain the label")
     return -add_disjunction(enc, robustness_conjunctions(enc.net.n_outputs, label, targets), name)
-
-
-def margin_coefficients(n_outputs: int, label: int, target: int) -> np.ndarray:
-    """``e_label - e_target``, float64 ``(n_outputs,)``: the targeted margin as ``c^T z_out``."""
-    c = np.zeros(n_outputs)
-    c[label], c[target] = 1.0, -1.0
-    return c
-
-
-def robustness_conjunctions(n_outputs: int, label: int, targets: Sequence[int]) -> list[OutputConjunction]:
-    """``y_label - y_t <= 0`` for each target: "some target reaches the label's logit"."""
-    return [(margin_coefficients(n_outputs, label, t)[None, :], np.zeros(1)) for t in targets]
 
 
 def add_linf_distortion(enc: EncodedNetwork, center: np.ndarray, name: str = "distortion") -> pyo.Var:

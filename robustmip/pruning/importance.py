@@ -76,9 +76,10 @@ import pyomo.environ as pyo
 
 from robustmip.bounds import Bounds, interval_layer
 from robustmip.errors import InvalidInput, RobustMipError
+from robustmip.io import from_torch
 from robustmip.milp.encode import EncodedNetwork, PreactivationShift, encode
-from robustmip.milp.solve import SOLVERS, MilpSolver
 from robustmip.network import AffineLayer, Network
+from robustmip.solvers import SOLVERS, MilpSolver
 
 LossName = Literal["hinge"]
 LOSSES: tuple[str, ...] = ("hinge",)
@@ -153,7 +154,7 @@ def as_network(net) -> Network:
     """``net`` itself, or a torch ``nn.Sequential`` imported with :meth:`Network.from_torch`."""
     if isinstance(net, Network):
         return net
-    return Network.from_torch(net)
+    return from_torch(net)
 
 
 def _check_scorable(net: Network) -> int:

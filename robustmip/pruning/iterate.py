@@ -23,7 +23,7 @@ from robustmip.attacks.evaluate import clean_accuracy, predict, robust_accuracy
 from robustmip.attacks.gradient import PGDConfig
 from robustmip.data import Dataset
 from robustmip.errors import InvalidInput
-from robustmip.network import Network
+from robustmip.io import from_torch
 from robustmip.pruning.importance import (
     BoundsMode,
     ImportanceResult,
@@ -78,7 +78,7 @@ class ImportanceSettings:
     mip_gap: float = 1e-4
 
     def run(self, model: nn.Module, images: np.ndarray, labels: np.ndarray) -> ImportanceResult:
-        net = Network.from_torch(model.cpu(), input_shape=tuple(images.shape[1:]))
+        net = from_torch(model.cpu(), input_shape=tuple(images.shape[1:]))
         return neuron_importance(net, images, labels, lam=self.lam, loss=self.loss,  # type: ignore[arg-type]
                                  relax_binaries=self.relax_binaries, solver=self.solver,
                                  time_limit=self.time_limit, margin=self.margin, bounds=self.bounds,

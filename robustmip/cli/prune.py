@@ -1,41 +1,47 @@
 """``robustmip prune``: MIP neuron-importance pruning of a checkpoint, then (PGD) retraining.
 
-:func:`add_subcommands` registers it on an argparse subparsers object, like
-:mod:`robustmip.cli_train`; the handler returns the exit code (0, 2 on bad input or data, 130 when
-interrupted) and prints errors as one line on stderr.
+:func:`add_parsers` registers it on an argparse subparsers object, like :mod:`robustmip.cli.train`;
+the handler returns the exit code (0, 2 on bad input or data, 130 when interrupted) and prints
+errors as one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from robustmip.attacks.gradient import PGDConfig
-from robustmip.cli_common import (
+from robustmip.cli.common import (
     add_data_options,
+    add_deprecated_alias,
     add_runtime_options,
+    attack_description,
     check_writable,
     load_split,
     nonneg_float,
     nonneg_int,
     pos_float,
     pos_int,
+    print_epoch,
+    print_json,
     reports_errors,
     setup_runtime,
 )
-from robustmip.cli_train import _attack_description, _print_epoch
-from robustmip.milp.solve import SOLVERS, check_solver
-from robustmip.models import load_checkpoint, save_checkpoint
-from robustmip.pruning.importance import BOUNDS_MODES, LAYER_TERMS, LOSSES
-from robustmip.pruning.iterate import ImportanceSettings, RoundResult, prune_and_retrain
+from robustmip.cli.verify import SOLVER_CHOICES
+
+if TYPE_CHECKING:
+    from robustmip.pruning.iterate import RoundResult
+
+LOSS_CHOICES = ("hinge",)
+IMPORTANCE_BOUNDS_CHOICES = ("published", "sound")
+LAYER_TERMS_CHOICES = ("published", "all")
 
 
-def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``prune`` on ``subparsers``."""
     p = subparsers.add_parser(
         "prune", help="MIP neuron-importance pruning, then retraining",
@@ -51,17 +57,21 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                    "the paper uses 0.001)")
     p.add_argument("--lam", type=nonneg_float, default=5.0,
                    help="weight of the loss in the MIP objective; larger prunes less (default 5)")
-    p.add_argument("--loss", choices=LOSSES, default="hinge", help="MIP loss (default hinge)")
+    p.add_argument("--loss", choices=LOSS_CHOICES, default="hinge", help="MIP loss (default hinge)")
     p.add_argument("--margin", type=nonneg_float, default=1.0, help="hinge margin in logits (default 1)")
-    p.add_argument("--bounds", choices=BOUNDS_MODES, default="published",
-                   help="published: clean-pass intervals as the published code (fast, restricts the "
-                   "scores); sound: valid for every score (exact, much harder). Default published")
-    p.add_argument("--layer-terms", choices=LAYER_TERMS, default="published",
+    p.add_argument("--importance-bounds", choices=IMPORTANCE_BOUNDS_CHOICES, default="published",
+                   help="bounds of the importance MIP. published: clean-pass intervals as the published "
+                   "code (fast, restricts the scores); sound: valid for every score (exact, much harder). "
+                   "Default published")
+    add_deprecated_alias(p, "--bounds", "--importance-bounds", "importance_bounds",
+                         choices=IMPORTANCE_BOUNDS_CHOICES)
+    p.add_argument("--layer-terms", choices=LAYER_TERMS_CHOICES, default="published",
                    help="penalty keeps the L-1 largest layer terms (published) or all (default published)")
     p.add_argument("--relax", action="store_true", help="relax the ReLU binaries to [0, 1]")
-    p.add_argument("--solver", choices=SOLVERS, default="highs", help="MILP solver (default highs)")
-    p.add_argument("--time-limit", type=pos_float, default=120.0,
+    p.add_argument("--solver", choices=SOLVER_CHOICES, default="highs", help="MILP solver (default highs)")
+    p.add_argument("--timeout", type=pos_float, default=120.0,
                    help="seconds for each MIP solve (default 120)")
+    add_deprecated_alias(p, "--time-limit", "--timeout", "timeout", type=pos_float)
     p.add_argument("--solver-threads", type=pos_int, default=1, help="solver threads (default 1)")
     p.add_argument("--rounds", type=pos_int, default=1, help="prune -> retrain rounds (default 1)")
     p.add_argument("--retrain-epochs", type=nonneg_int, default=2,
@@ -129,6 +139,11 @@ def _print_summary(result) -> None:
 @reports_errors
 def run_prune(args: argparse.Namespace) -> int:
     """Handler of ``robustmip prune``."""
+    from robustmip.attacks.gradient import PGDConfig
+    from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
+    from robustmip.pruning.iterate import ImportanceSettings, prune_and_retrain
+    from robustmip.solvers import check_solver
+
     device = setup_runtime(args)
     check_solver(args.solver)
     check_writable(args.out)
@@ -136,14 +151,14 @@ def run_prune(args: argparse.Namespace) -> int:
     train_set, test_set = load_split(args, "train"), load_split(args, "test")
     adv = PGDConfig(args.adv_eps, args.pgd_steps, args.pgd_step_size) if args.adv_eps > 0 else None
     eval_attack = PGDConfig(args.adv_eps, args.eval_steps) if args.adv_eps > 0 else None
-    settings = ImportanceSettings(lam=args.lam, loss=args.loss, margin=args.margin, bounds=args.bounds,
+    settings = ImportanceSettings(lam=args.lam, loss=args.loss, margin=args.margin, bounds=args.importance_bounds,
                                   layer_terms=args.layer_terms, relax_binaries=args.relax,
-                                  solver=args.solver, time_limit=args.time_limit,
+                                  solver=args.solver, time_limit=args.timeout,
                                   threads=args.solver_threads)
     print(f"pruning {meta.arch} ({args.checkpoint}) with {args.images_per_class} image(s) per class, "
-          f"threshold {args.threshold:g}, lam {args.lam:g}, {args.bounds} bounds, {args.solver}; "
+          f"threshold {args.threshold:g}, lam {args.lam:g}, {args.importance_bounds} bounds, {args.solver}; "
           f"retraining {args.retrain_epochs} epoch(s) "
-          f"{'with PGD ' + _attack_description(adv) if adv else '(standard)'} on "
+          f"{'with PGD ' + attack_description(adv) if adv else '(standard)'} on "
           f"{len(train_set)} {train_set.source} images", flush=True)
     start = time.perf_counter()
     result = prune_and_retrain(
@@ -153,16 +168,16 @@ def run_prune(args: argparse.Namespace) -> int:
         device=device, progress=not args.quiet and sys.stderr.isatty(),
         on_pruned=lambda r: _print_pruned(r, adv is not None),
         on_round=lambda r: _print_retrained(r, adv is not None),
-        on_epoch=lambda stats: _print_epoch(stats, args.retrain_epochs))
+        on_epoch=lambda stats: print_epoch(stats, args.retrain_epochs))
     seconds = time.perf_counter() - start
     last = result.rounds[-1]
     final_acc = last.accuracy_retrained if last.accuracy_retrained is not None else last.accuracy_pruned
     arch = result.reports[-1].arch
     config = {
         "pruning": {"method": "mip-importance (ElAraby et al. 2020)", "threshold": args.threshold,
-                    "lam": args.lam, "loss": args.loss, "margin": args.margin, "bounds": args.bounds,
+                    "lam": args.lam, "loss": args.loss, "margin": args.margin, "bounds": args.importance_bounds,
                     "layer_terms": args.layer_terms, "relax_binaries": args.relax, "solver": args.solver,
-                    "time_limit": args.time_limit, "images_per_class": args.images_per_class,
+                    "time_limit": args.timeout, "images_per_class": args.images_per_class,
                     "rounds": args.rounds, "kept": result.kept,
                     "total": result.rounds[0].mask["total"]},
         "retrain": {"epochs": args.retrain_epochs, "lr": args.lr, "batch_size": args.batch_size,
@@ -181,7 +196,7 @@ def run_prune(args: argparse.Namespace) -> int:
         metrics["pgd_eval_n"] = min(args.eval_n, len(test_set))
     save_checkpoint(args.out, result.model, arch, config, train_set.fingerprint, args.seed, metrics)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print_json(result.to_dict())
     else:
         _print_summary(result)
     print(f"saved {args.out} ({arch}, {seconds:.1f} s)")

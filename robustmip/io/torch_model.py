@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from robustmip.errors import InvalidInput, UnsupportedLayer
-from robustmip.network import AffineFolder, Network, conv2d_matrix
+from robustmip.layers import AffineFolder, conv2d_matrix
+from robustmip.network import Network
 
 
 class Normalize(nn.Module):

@@ -1,8 +1,8 @@
-"""``robustmip train``, ``robustmip attack`` and ``robustmip info`` subcommands.
+"""``robustmip train``, ``robustmip attack`` and ``robustmip info``.
 
-:func:`add_subcommands` registers them on an argparse subparsers object; each handler takes the
-parsed arguments and returns the process exit code (0 on success, 2 on bad input or data, 130
-when interrupted), printing errors as one line on stderr.
+:func:`add_parsers` registers them on an argparse subparsers object; each handler takes the parsed
+arguments and returns the process exit code (0 on success, 2 on bad input or data, 130 when
+interrupted), printing errors as one line on stderr. torch is imported by the handlers, not here.
 """
 
 from __future__ import annotations
@@ -15,26 +15,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from robustmip.attacks.evaluate import clean_accuracy, evaluate_pgd
-from robustmip.attacks.gradient import PGDConfig
-from robustmip.cli_common import (
+from robustmip.cli.common import (
     add_data_options,
     add_runtime_options,
+    attack_description,
     check_writable,
     load_split,
     nonneg_float,
     nonneg_int,
     pos_float,
     pos_int,
+    print_epoch,
+    print_json,
     reports_errors,
     setup_runtime,
+    unit_eps,
 )
-from robustmip.data import Dataset
-from robustmip.models import build_model, load_checkpoint, save_checkpoint
-from robustmip.training.loops import EpochStats, train
 
 
 def _add_pgd_eval_options(parser: argparse.ArgumentParser, prefix: str, steps: int) -> None:
@@ -46,7 +42,7 @@ def _add_pgd_eval_options(parser: argparse.ArgumentParser, prefix: str, steps: i
                         help="PGD random restarts (default 1)")
 
 
-def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``train``, ``attack`` and ``info`` on ``subparsers``."""
     p = subparsers.add_parser("train", help="train a model (standard or PGD adversarial)",
                               description="Train a named architecture on MNIST and save a "
@@ -72,11 +68,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     add_runtime_options(p)
     p.set_defaults(func=run_train)
 
-    p = subparsers.add_parser("attack", help="PGD accuracy of a checkpoint on MNIST test images",
-                              description="Clean and PGD accuracy of a checkpoint on the first "
+    p = subparsers.add_parser("attack", help="PGD accuracy of a model on MNIST test images",
+                              description="Clean and PGD accuracy of a model on the first "
                               "N test images.")
-    p.add_argument("checkpoint", type=Path, help="checkpoint written by `robustmip train`")
-    p.add_argument("--eps", type=nonneg_float, required=True, help="l_inf radius (pixels in [0,1])")
+    p.add_argument("checkpoint", type=Path, help="model: .pt checkpoint (robustmip train), .onnx or .npz network")
+    p.add_argument("--eps", type=unit_eps, required=True, help="l_inf radius in [0,1] pixel units")
     p.add_argument("--n", type=pos_int, default=1000, help="first N test images (default 1000)")
     _add_pgd_eval_options(p, "", steps=40)
     p.add_argument("--batch-size", type=pos_int, default=500, help="images per batch")
@@ -92,21 +88,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_info)
 
 
-def _attack_description(attack: PGDConfig) -> str:
-    return (f"eps {attack.eps:g}, {attack.steps} steps of {attack.step_size:.4g}, "
-            f"{attack.restarts} restart{'s' if attack.restarts > 1 else ''}")
-
-
-def _print_epoch(stats: EpochStats, epochs: int) -> None:
-    test = f"  test acc {stats.test_accuracy:.4f}" if stats.test_accuracy is not None else ""
-    eps = f"  eps {stats.eps:.4f}" if stats.eps > 0 else ""
-    print(f"epoch {stats.epoch}/{epochs}  loss {stats.loss:.4f}  train acc "
-          f"{stats.train_accuracy:.4f}{test}{eps}  {stats.seconds:.1f} s", flush=True)
-
-
-def _test_metrics(model: torch.nn.Module, test_set: Dataset, args: argparse.Namespace,
-                  device: torch.device) -> dict[str, Any]:
+def _test_metrics(model, test_set, args: argparse.Namespace, device) -> dict[str, Any]:
     """Clean test accuracy and, after adversarial training, PGD accuracy at the training eps."""
+    from robustmip.attacks.evaluate import clean_accuracy, evaluate_pgd
+    from robustmip.attacks.gradient import PGDConfig
+
     model.eval()
     metrics: dict[str, Any] = {
         "clean_test_accuracy": clean_accuracy(model, test_set.images, test_set.labels,
@@ -120,7 +106,7 @@ def _test_metrics(model: torch.nn.Module, test_set: Dataset, args: argparse.Name
             model, test_set.images, test_set.labels, device=device, seed=args.seed,
             **asdict(attack)).robust_accuracy
         metrics["pgd_eval"] = asdict(attack)
-        print(f"PGD test accuracy ({_attack_description(attack)}): "
+        print(f"PGD test accuracy ({attack_description(attack)}): "
               f"{100 * metrics['pgd_test_accuracy']:.2f} %")
     return metrics
 
@@ -128,6 +114,13 @@ def _test_metrics(model: torch.nn.Module, test_set: Dataset, args: argparse.Name
 @reports_errors
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``robustmip train``."""
+    import torch
+
+    from robustmip.attacks.gradient import PGDConfig
+    from robustmip.io.checkpoint import save_checkpoint
+    from robustmip.models import build_model
+    from robustmip.training.loops import train
+
     device = setup_runtime(args)
     check_writable(args.out)
     model = build_model(args.arch, seed=args.seed)
@@ -135,13 +128,13 @@ def run_train(args: argparse.Namespace) -> int:
            else None)
     train_set, test_set = load_split(args, "train"), load_split(args, "test")
     print(f"training {args.arch} on {len(train_set)} {train_set.source} MNIST images "
-          f"({'PGD ' + _attack_description(adv) if adv else 'standard'}) on {device}", flush=True)
+          f"({'PGD ' + attack_description(adv) if adv else 'standard'}) on {device}", flush=True)
     start = time.perf_counter()
     history = train(model, train_set, test_set, epochs=args.epochs, lr=args.lr,
                     batch_size=args.batch_size, seed=args.seed, adv=adv,
                     eps_ramp_epochs=args.eps_ramp_epochs, device=device,
                     progress=not args.quiet and sys.stderr.isatty(),
-                    on_epoch=lambda stats: _print_epoch(stats, args.epochs))
+                    on_epoch=lambda stats: print_epoch(stats, args.epochs))
     metrics = {"train_seconds": time.perf_counter() - start, "history": history.to_dict(),
                **_test_metrics(model, test_set, args, device)}
     config = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
@@ -157,10 +150,16 @@ def run_train(args: argparse.Namespace) -> int:
 @reports_errors
 def run_attack(args: argparse.Namespace) -> int:
     """Handler of ``robustmip attack``."""
+    import numpy as np
+
+    from robustmip.attacks.evaluate import evaluate_pgd
+    from robustmip.attacks.gradient import PGDConfig
+    from robustmip.io import load_torch_model
+
     device = setup_runtime(args)
     if args.save_adv is not None:
         check_writable(args.save_adv)
-    model, meta = load_checkpoint(args.checkpoint)
+    model, arch = load_torch_model(args.checkpoint)
     model.to(device)
     attack = PGDConfig(args.eps, args.steps, args.step_size, args.restarts)
     test_set = load_split(args, "test")
@@ -171,7 +170,7 @@ def run_attack(args: argparse.Namespace) -> int:
     outcome = evaluate_pgd(model, data.images, data.labels, batch_size=args.batch_size,
                            device=device, seed=args.seed, **asdict(attack))
     clean, robust = outcome.clean_accuracy, outcome.robust_accuracy
-    result = {"checkpoint": str(args.checkpoint), "arch": meta.arch, "n": len(data),
+    result = {"checkpoint": str(args.checkpoint), "arch": arch, "n": len(data),
               "data_source": data.source, "data_fingerprint": data.fingerprint,
               "clean_accuracy": clean, "pgd_accuracy": robust, "attack": asdict(attack),
               "seed": args.seed}
@@ -181,11 +180,11 @@ def run_attack(args: argparse.Namespace) -> int:
                             adv_correct=outcome.adv_correct)
         result["saved_adv"] = str(args.save_adv)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
     else:
-        print(f"{meta.arch} on {len(data)} {data.source} test images")
+        print(f"{arch} on {len(data)} {data.source} test images")
         print(f"clean accuracy: {100 * clean:.2f} %")
-        print(f"PGD accuracy ({_attack_description(attack)}): {100 * robust:.2f} %")
+        print(f"PGD accuracy ({attack_description(attack)}): {100 * robust:.2f} %")
         if args.save_adv is not None:
             print(f"saved adversarial images to {args.save_adv}")
     return 0
@@ -201,10 +200,12 @@ def _summarize(value: Any) -> str:
 @reports_errors
 def run_info(args: argparse.Namespace) -> int:
     """Handler of ``robustmip info``."""
+    from robustmip.io.checkpoint import load_checkpoint
+
     _, meta = load_checkpoint(args.checkpoint)
     info = meta.to_dict()
     if args.json:
-        print(json.dumps(info, indent=2))
+        print_json(info)
         return 0
     for key in ("arch", "seed", "data_fingerprint", "torch_version", "format_version"):
         print(f"{key}: {info[key]}")

@@ -1,4 +1,8 @@
-"""The one place that talks to MILP solvers: HiGHS (default) or Gurobi through Pyomo's APPSI.
+"""The one place that knows the solvers: HiGHS (default) and Gurobi, for MILPs and LPs.
+
+MILPs go through Pyomo's APPSI (:class:`MilpSolver`); the LP and MILP bound tightening of
+:mod:`robustmip.bounds.tighten` drives highspy directly (:func:`new_highs`). Both take their HiGHS
+options and the process-wide thread scheduler (:func:`use_highs_threads`) from here.
 
 :class:`MilpSolver` wraps one *persistent* APPSI solver. Solving the same Pyomo model again after
 changing its objective or adding/removing a constraint only sends the change, so one model per image
@@ -32,11 +36,49 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
+import highspy
 import pyomo.environ as pyo
 from pyomo.contrib.appsi.base import TerminationCondition
 
-from robustmip.bounds import HIGHS_HEURISTICS_OFF, use_highs_threads
 from robustmip.errors import InvalidInput, SolverLicenseLimit, SolverNotAvailable
+
+# HiGHS options that switch its primal heuristics off, for solves whose work is the dual bound: the
+# per-neuron bound MILPs of robustmip.bounds.tighten and MilpSolver's focus="bound".
+HIGHS_HEURISTICS_OFF = {
+    "mip_heuristic_effort": 0.0,
+    "mip_heuristic_run_rins": False,
+    "mip_heuristic_run_rens": False,
+    "mip_heuristic_run_root_reduced_cost": False,
+    "mip_heuristic_run_feasibility_jump": False,
+}
+
+_highs_scheduler_threads = 0
+
+
+def use_highs_threads(threads: int) -> None:
+    """Size the process's HiGHS task scheduler for a run with ``threads`` threads; call before each run.
+
+    Every HiGHS instance in a process shares one scheduler, sized by the first run's ``threads``
+    option, and a later run asking for another count fails (an APPSI solve ends in "solver error",
+    an LP returns no optimum). The scheduler is restarted (blocking, between runs) when the count
+    changes, which costs milliseconds.
+    """
+    global _highs_scheduler_threads
+    if threads != _highs_scheduler_threads:
+        highspy.Highs.resetGlobalScheduler(True)
+        _highs_scheduler_threads = threads
+
+
+def new_highs(threads: int = 1, heuristics: bool = False) -> highspy.Highs:
+    """A silent highspy instance for LPs and bound MILPs (no banner, ``threads`` threads)."""
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("threads", int(threads))
+    if not heuristics:
+        for option, value in HIGHS_HEURISTICS_OFF.items():
+            highs.setOptionValue(option, value)
+    return highs
+
 
 SolverName = Literal["highs", "gurobi"]
 SOLVERS: tuple[str, ...] = ("highs", "gurobi")

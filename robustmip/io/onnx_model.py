@@ -17,7 +17,8 @@ import onnx
 from onnx import numpy_helper
 
 from robustmip.errors import DataError, UnsupportedLayer
-from robustmip.network import AffineFolder, Network, conv2d_matrix
+from robustmip.layers import AffineFolder, conv2d_matrix
+from robustmip.network import Network
 
 
 def load_onnx_model(path: str | Path) -> onnx.ModelProto:

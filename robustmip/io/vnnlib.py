@@ -1,4 +1,4 @@
-"""VNN-LIB properties: parsing, deciding them with the MILP engine, and VNN-COMP result files.
+"""VNN-LIB properties: parsing into an :class:`~robustmip.spec.OutputProperty`, and VNN-COMP result files.
 
 A VNN-LIB file declares inputs ``X_i`` and outputs ``Y_j`` (``declare-const``) and asserts the *unsafe*
 region: the property is ``sat`` (violated) iff some input satisfies every assertion. Supported
@@ -12,41 +12,21 @@ from __future__ import annotations
 import gzip
 import itertools
 import re
-import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from robustmip.bounds import BoundsMethod
 from robustmip.errors import DataError, VnnlibError
-from robustmip.milp.objectives import OutputConjunction
-from robustmip.milp.solve import MilpSolver
-from robustmip.milp.verify import Falsifier, decide_output_property
-from robustmip.network import Network
+from robustmip.spec import OutputConjunction, OutputProperty, PropertyCase
 
 _VAR = re.compile(r"^([XY])_(\d+)$")
 _MAX_CONJUNCTIONS = 100_000
+_MAX_DEPTH = 256
+"""Deepest nesting of parentheses accepted (VNN-COMP files nest 4 levels; the parser recurses)."""
 Linear = dict  # {("X"|"Y", index) or "const": coefficient}
-
-
-@dataclass
-class VnnlibCase:
-    """One input box with the output conjunctions that are unsafe on it."""
-
-    lower: np.ndarray
-    upper: np.ndarray
-    conjunctions: list[OutputConjunction]
-
-
-@dataclass
-class VnnlibProperty:
-    """A parsed property: ``sat`` iff some case has an input in its box meeting one of its conjunctions."""
-
-    n_inputs: int
-    n_outputs: int
-    cases: list[VnnlibCase]
 
 
 def _tokens(text: str) -> list[str]:
@@ -58,6 +38,8 @@ def _parse_sexprs(tokens: list[str]) -> list:
     stack: list[list] = [[]]
     for tok in tokens:
         if tok == "(":
+            if len(stack) > _MAX_DEPTH:
+                raise VnnlibError(f"formula nested deeper than {_MAX_DEPTH} levels")
             stack.append([])
         elif tok == ")":
             if len(stack) == 1:
@@ -80,9 +62,12 @@ def _linear(term, declared: set[str]) -> Linear:
                 raise VnnlibError(f"variable {term} is used but not declared")
             return {(match.group(1), int(match.group(2))): 1.0}
         try:
-            return {"const": float(term)}
+            value = float(term)
         except ValueError:
             raise VnnlibError(f"unknown symbol {term!r}") from None
+        if not np.isfinite(value):
+            raise VnnlibError(f"constant {term!r} is not a finite number")
+        return {"const": value}
     if not term:
         raise VnnlibError("empty term ()")
     op, args = term[0], [_linear(a, declared) for a in term[1:]]
@@ -172,8 +157,8 @@ def _case_from_conjunction(atoms: list[Linear], n_in: int, n_out: int) -> tuple[
     return lower, upper, (np.array(rows), np.array(rhs))
 
 
-def parse_vnnlib(text: str) -> VnnlibProperty:
-    """Parse VNN-LIB text into a :class:`VnnlibProperty`."""
+def parse_vnnlib(text: str) -> OutputProperty:
+    """Parse VNN-LIB text into a :class:`OutputProperty`."""
     declared: set[str] = set()
     formulas = []
     for command in _parse_sexprs(_tokens(text)):
@@ -194,26 +179,36 @@ def parse_vnnlib(text: str) -> VnnlibProperty:
     if n_in == 0 or n_out == 0:
         raise VnnlibError("the property declares no X_i or no Y_j")
     dnf = _dnf(["and", *formulas], declared)
-    groups: dict[bytes, VnnlibCase] = {}
+    groups: dict[bytes, PropertyCase] = {}
     for atoms in dnf:
         lower, upper, conj = _case_from_conjunction(atoms, n_in, n_out)
         if (lower > upper).any():
             continue
         key = lower.tobytes() + upper.tobytes()
-        groups.setdefault(key, VnnlibCase(lower, upper, [])).conjunctions.append(conj)
-    return VnnlibProperty(n_in, n_out, list(groups.values()))
+        groups.setdefault(key, PropertyCase(lower, upper, [])).conjunctions.append(conj)
+    if not groups:
+        raise VnnlibError("every input box of the property is empty (some X_i has a lower bound above its upper bound)")
+    return OutputProperty(n_in, n_out, list(groups.values()))
 
 
-def load_vnnlib(path: str | Path) -> VnnlibProperty:
+def load_vnnlib(path: str | Path) -> OutputProperty:
     """Read and parse a ``.vnnlib`` (or ``.vnnlib.gz``) file."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"VNN-LIB path {path} is a directory, not a file")
     if not path.is_file():
         raise DataError(f"VNN-LIB file not found: {path}")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
     try:
-        return parse_vnnlib(raw.decode("utf-8"))
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8")
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"cannot read VNN-LIB file {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise VnnlibError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from exc
+    try:
+        return parse_vnnlib(text)
     except VnnlibError as exc:
         raise VnnlibError(f"{path}: {exc}") from exc
 
@@ -240,49 +235,3 @@ class VnnResult:
             pairs += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(self.y)]
             lines.append("(" + "\n".join(pairs) + ")")
         return "\n".join(lines) + "\n"
-
-
-def check_property(
-    net: Network,
-    prop: VnnlibProperty,
-    *,
-    timeout: float = 60.0,
-    solver: str = "highs",
-    bounds_method: BoundsMethod = "lp",
-    threads: int = 1,
-    falsifier: Falsifier | None = None,
-    strategy: Literal["split", "joint"] = "split",
-) -> VnnResult:
-    """Decide a parsed property on ``net`` within ``timeout`` seconds (wall, bounds included).
-
-    ``falsifier`` (e.g. :func:`robustmip.attacks.falsify.property_falsifier`) is tried on each case
-    before its MILP.
-    """
-    start = time.perf_counter()
-    if prop.n_inputs != net.n_inputs or prop.n_outputs != net.n_outputs:
-        return VnnResult(
-            "error", 0.0,
-            reason=f"property has {prop.n_inputs} inputs/{prop.n_outputs} outputs, the net {net.n_inputs}/{net.n_outputs}",
-        )
-    engine = MilpSolver(solver, timeout, threads)
-    totals = {"falsify": 0.0, "bounds": 0.0, "build": 0.0, "solve": 0.0}
-    undecided = ""
-    for case in prop.cases:
-        left = timeout - (time.perf_counter() - start)
-        if left <= 0:
-            return VnnResult("timeout", time.perf_counter() - start, reason="time limit", times=totals)
-        res = decide_output_property(
-            net, case.lower, case.upper, case.conjunctions,
-            solver=engine, time_limit=left, bounds_method=bounds_method, threads=threads, falsifier=falsifier, strategy=strategy,
-        )
-        for k in totals:
-            totals[k] += res.times.get(k, 0.0)
-        if res.status == "sat":
-            return VnnResult("sat", time.perf_counter() - start, res.counterexample, res.outputs, times=totals)
-        if res.status == "unknown":
-            undecided = res.reason
-    seconds = time.perf_counter() - start
-    if undecided:
-        outcome: VnnOutcome = "timeout" if "time limit" in undecided else "unknown"
-        return VnnResult(outcome, seconds, reason=undecided, times=totals)
-    return VnnResult("unsat", seconds, times=totals)

@@ -1,0 +1,33 @@
+"""The ``robustmip`` command line: one module per command group, shared pieces in :mod:`robustmip.cli.common`.
+
+``verify`` (verify, verify-vnnlib, vnncomp), ``train`` (train, attack, info), ``prune`` and
+``study``. Building the parser imports no torch, Pyomo or solver, so ``--help`` and argument
+errors answer at once; each handler imports what it needs. Errors print one line on stderr and
+exit 2; an interrupt exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = ("verify", "train", "prune", "study", "demo")
+"""Modules of :mod:`robustmip.cli` that each register their subcommands with ``add_parsers``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="robustmip", description="Exact MILP robustness of ReLU networks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"robustmip.cli.{name}").add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
