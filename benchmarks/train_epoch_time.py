@@ -23,7 +23,7 @@ import torch
 from robustmip.attacks.gradient import PGDConfig
 from robustmip.data import Dataset, load_dataset
 from robustmip.models import build_model
-from robustmip.training.loops import train
+from robustmip.training import PGDAdversarial, train
 
 ARCH = "mlp-100-100"
 ATTACK = PGDConfig(eps=0.1, steps=10, step_size=0.025)
@@ -36,7 +36,7 @@ def time_epoch(data: Dataset, threads: int) -> float:
     torch.set_num_threads(threads)
     model = build_model(ARCH, seed=0)
     start = time.perf_counter()
-    train(model, data, epochs=1, batch_size=BATCH_SIZE, seed=0, adv=ATTACK, device="cpu",
+    train(model, data, epochs=1, batch_size=BATCH_SIZE, seed=0, objective=PGDAdversarial(ATTACK), device="cpu",
           progress=False)
     return time.perf_counter() - start
 

@@ -50,7 +50,7 @@ from robustmip.pruning import (
     prune_and_retrain,
     random_masks,
 )
-from robustmip.training import train
+from robustmip.training import PGDAdversarial, train
 
 
 def _versions() -> dict:
@@ -105,7 +105,8 @@ def _evaluate(model, masks, method, seed, ctx) -> dict:
     if ctx["retrain"] and seed in ctx["retrain_seeds"]:
         start = time.perf_counter()
         history = train(smaller, ctx["train"], ctx["test"], epochs=ctx["epochs"], lr=ctx["lr"], seed=ctx["seed"],
-                        adv=ctx["adv"], device="cpu", progress=False)
+                        objective=PGDAdversarial(ctx["adv"]) if ctx["adv"] else None, device="cpu",
+                        progress=False)
         row["retrain_seconds"] = time.perf_counter() - start
         for e in history.epochs:
             row[f"acc_retrained_{e.epoch}"] = e.test_accuracy

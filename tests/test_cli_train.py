@@ -48,10 +48,10 @@ def test_train_prints_progress_and_accuracies(trained):
 def test_info_prints_metadata(checkpoint, capsys):
     assert run("info", str(checkpoint)) == 0
     out = capsys.readouterr().out
-    assert "arch: mlp-20" in out and "clean_test_accuracy" in out and "eps_ramp_epochs: 1" in out
+    assert "arch: mlp-20" in out and "clean_test_accuracy" in out and '"ramp_epochs": 1' in out
     assert run("info", str(checkpoint), "--json") == 0
     meta = json.loads(capsys.readouterr().out)
-    assert meta["arch"] == "mlp-20" and meta["train_config"]["adv"]["eps"] == 0.05
+    assert meta["arch"] == "mlp-20" and meta["train_config"]["objective"]["attack"]["eps"] == 0.05
     assert 0 <= meta["metrics"]["pgd_test_accuracy"] <= meta["metrics"]["clean_test_accuracy"]
 
 

@@ -8,6 +8,7 @@ interrupted), printing errors as one line on stderr. torch is imported by the ha
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -44,14 +45,20 @@ def _add_pgd_eval_options(parser: argparse.ArgumentParser, prefix: str, steps: i
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``train``, ``attack`` and ``info`` on ``subparsers``."""
-    p = subparsers.add_parser("train", help="train a model (standard or PGD adversarial)",
-                              description="Train a named architecture on MNIST and save a "
-                              "checkpoint; with --adv-eps > 0, PGD adversarial training.")
+    p = subparsers.add_parser("train", help="train a model (standard, PGD adversarial, ...)",
+                              description="Train a named architecture on MNIST and save a checkpoint; "
+                              "with --adv-eps > 0, PGD adversarial training (other methods: see their "
+                              "options). The state after each epoch is kept beside --out (OUT.state) "
+                              "until the end, so an interrupted run resumes with the same command.")
     p.add_argument("--arch", default="mlp-100-100",
                    help="mlp-H1-H2-..., lenet-300-100 or cnn-small (default mlp-100-100)")
     p.add_argument("--out", required=True, type=Path, help="checkpoint to write (.pt)")
     p.add_argument("--epochs", type=pos_int, default=10, help="epochs (default 10)")
-    p.add_argument("--lr", type=pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--lr", type=pos_float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser (default adam)")
+    p.add_argument("--momentum", type=nonneg_float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=nonneg_float, default=0.0,
+                   help="l2 coefficient on every parameter (default 0)")
     p.add_argument("--batch-size", type=pos_int, default=128, help="batch size (default 128)")
     p.add_argument("--adv-eps", type=nonneg_float, default=0.0,
                    help="l_inf radius of PGD adversarial training, pixels in [0,1] (default 0: "
@@ -61,6 +68,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="PGD step size in training (default 2.5 * eps / steps)")
     p.add_argument("--eps-ramp-epochs", type=nonneg_int, default=0,
                    help="epochs over which the training eps grows linearly to --adv-eps")
+    for module in OBJECTIVE_MODULES:
+        importlib.import_module(module).add_options(p)
     _add_pgd_eval_options(p, "eval-", steps=40)
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar (there is none when stderr is not a terminal)")
@@ -86,6 +95,38 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, help="checkpoint written by `robustmip train`")
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
     p.set_defaults(func=run_info)
+
+
+OBJECTIVE_MODULES: tuple[str, ...] = ()
+"""Modules that add a training method: ``add_options(parser)`` registers its flags (without importing
+torch) and ``objective(args)`` returns its :class:`~robustmip.training.objectives.Objective`, or None
+when its flags are not given."""
+
+
+def training_objective(args: argparse.Namespace):
+    """The objective the flags ask for: PGD with ``--adv-eps > 0``, one plug-in's, or clean cross-entropy."""
+    from robustmip.errors import InvalidInput
+    from robustmip.training.objectives import CrossEntropy, PGDAdversarial
+
+    chosen = [obj for obj in (importlib.import_module(m).objective(args) for m in OBJECTIVE_MODULES) if obj is not None]
+    if args.adv_eps > 0:
+        from robustmip.attacks.gradient import PGDConfig
+
+        chosen.append(PGDAdversarial(PGDConfig(args.adv_eps, args.pgd_steps, args.pgd_step_size),
+                                     args.eps_ramp_epochs))
+    if len(chosen) > 1:
+        raise InvalidInput("choose one training method: the flags ask for " + ", ".join(o.name for o in chosen))
+    return chosen[0] if chosen else CrossEntropy()
+
+
+def describe_objective(objective) -> str:
+    """One line naming the objective and its settings."""
+    config = {k: v for k, v in objective.config().items() if k != "name"}
+    if objective.name == "pgd":
+        from robustmip.attacks.gradient import PGDConfig
+
+        return "PGD " + attack_description(PGDConfig(**config["attack"]))
+    return objective.name + (f" {json.dumps(config)}" if config else "")
 
 
 def _test_metrics(model, test_set, args: argparse.Namespace, device) -> dict[str, Any]:
@@ -116,33 +157,36 @@ def run_train(args: argparse.Namespace) -> int:
     """Handler of ``robustmip train``."""
     import torch
 
-    from robustmip.attacks.gradient import PGDConfig
     from robustmip.io.checkpoint import save_checkpoint
     from robustmip.models import build_model
     from robustmip.training.loops import train
 
+    objective = training_objective(args)
     device = setup_runtime(args)
     check_writable(args.out)
     model = build_model(args.arch, seed=args.seed)
-    adv = (PGDConfig(args.adv_eps, args.pgd_steps, args.pgd_step_size) if args.adv_eps > 0
-           else None)
     train_set, test_set = load_split(args, "train"), load_split(args, "test")
+    state = args.out.with_name(args.out.name + ".state")
     print(f"training {args.arch} on {len(train_set)} {train_set.source} MNIST images "
-          f"({'PGD ' + attack_description(adv) if adv else 'standard'}) on {device}", flush=True)
+          f"({describe_objective(objective)}) on {device}", flush=True)
+    if state.is_file():
+        print(f"resuming from {state}", flush=True)
+    args.on_interrupt = f"the finished epochs are kept in {state}; rerun the same command to resume"
     start = time.perf_counter()
     history = train(model, train_set, test_set, epochs=args.epochs, lr=args.lr,
-                    batch_size=args.batch_size, seed=args.seed, adv=adv,
-                    eps_ramp_epochs=args.eps_ramp_epochs, device=device,
+                    batch_size=args.batch_size, seed=args.seed, objective=objective, optimizer=args.optimizer,
+                    momentum=args.momentum, weight_decay=args.weight_decay, device=device,
                     progress=not args.quiet and sys.stderr.isatty(),
-                    on_epoch=lambda stats: print_epoch(stats, args.epochs))
+                    on_epoch=lambda stats: print_epoch(stats, args.epochs), resume_path=state)
     metrics = {"train_seconds": time.perf_counter() - start, "history": history.to_dict(),
                **_test_metrics(model, test_set, args, device)}
     config = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-              "optimizer": "adam", "adv": asdict(adv) if adv else None,
-              "eps_ramp_epochs": args.eps_ramp_epochs, "data_source": train_set.source,
+              "optimizer": args.optimizer, "momentum": args.momentum, "weight_decay": args.weight_decay,
+              "objective": objective.config(), "data_source": train_set.source,
               "n_train": len(train_set), "test_fingerprint": test_set.fingerprint,
               "device": str(device), "threads": torch.get_num_threads()}
     save_checkpoint(args.out, model, args.arch, config, train_set.fingerprint, args.seed, metrics)
+    state.unlink(missing_ok=True)
     print(f"saved {args.out}")
     return 0
 

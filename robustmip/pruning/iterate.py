@@ -32,6 +32,7 @@ from robustmip.pruning.importance import (
 )
 from robustmip.pruning.prune import MaskReport, linear_layers, prune
 from robustmip.training.loops import TrainData, train
+from robustmip.training.objectives import PGDAdversarial
 
 
 def balanced_batch(images: np.ndarray, labels: np.ndarray, per_class: int = 1, seed: int = 0,
@@ -210,7 +211,7 @@ def prune_and_retrain(
         if retrain_epochs > 0:
             start = time.perf_counter()
             hist = train(smaller, train_data, None, epochs=retrain_epochs, lr=lr, batch_size=batch_size,
-                         seed=seed + r, adv=adv, device=device, progress=progress, on_epoch=on_epoch)
+                         seed=seed + r, objective=PGDAdversarial(adv) if adv else None, device=device, progress=progress, on_epoch=on_epoch)
             times["retrain"] = time.perf_counter() - start
             result.retrain_history = hist.to_dict()
             smaller = smaller.cpu()

@@ -50,7 +50,7 @@ from robustmip.report import (
     write_csv,
 )
 from robustmip.solvers import SOLVERS
-from robustmip.training import train
+from robustmip.training import PGDAdversarial, train
 
 PUBLISHED = {
     "accuracy_original": 97.05, "accuracy_pruned": 97.11,
@@ -226,8 +226,8 @@ def stage_original(cfg: StudyConfig, train_set: Dataset, test_set: Dataset) -> P
     _log(f"training the original {cfg.arch}: PGD eps {cfg.train_eps}, {cfg.train_epochs} epochs")
     start = time.perf_counter()
     model = build_model(cfg.arch, seed=cfg.seed)
-    train(model, train_set, epochs=cfg.train_epochs, seed=cfg.seed, adv=_adv_config(cfg),
-          eps_ramp_epochs=cfg.eps_ramp_epochs, device="cpu", progress=False)
+    train(model, train_set, epochs=cfg.train_epochs, seed=cfg.seed,
+          objective=PGDAdversarial(_adv_config(cfg), cfg.eps_ramp_epochs), device="cpu", progress=False)
     model.eval()
     metrics = {"clean_test_accuracy": clean_accuracy(model, test_set.images, test_set.labels)}
     save_checkpoint(path, model, cfg.arch, {"adv_eps": cfg.train_eps, "epochs": cfg.train_epochs},

@@ -1,7 +1,8 @@
-"""Training: standard and PGD adversarial training, and retraining of existing models."""
+"""Training: one loop (:mod:`~robustmip.training.loops`) and pluggable objectives (standard, PGD, ...)."""
 
 from robustmip.attacks.gradient import PGDConfig
 from robustmip.training.loops import (
+    OPTIMIZERS,
     EpochStats,
     History,
     default_device,
@@ -9,5 +10,9 @@ from robustmip.training.loops import (
     retrain,
     train,
 )
+from robustmip.training.objectives import CrossEntropy, LossOutput, Objective, PGDAdversarial, Ramp, StepContext
 
-__all__ = ["EpochStats", "History", "PGDConfig", "default_device", "ramp_eps", "retrain", "train"]
+__all__ = [
+    "OPTIMIZERS", "CrossEntropy", "EpochStats", "History", "LossOutput", "Objective", "PGDAdversarial", "PGDConfig",
+    "Ramp", "StepContext", "default_device", "ramp_eps", "retrain", "train",
+]
