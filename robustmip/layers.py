@@ -15,9 +15,20 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from robustmip.errors import InvalidInput
+from robustmip.errors import InvalidInput, UnsupportedLayer
 
 Activation = Literal["relu", "identity"]
+
+MAX_DENSE_ENTRIES = 100_000_000
+"""Largest dense ``W`` (entries) an importer folds: 800 MB in float64. Larger layers (or a corrupt file
+claiming them) are refused with :class:`UnsupportedLayer` instead of exhausting memory."""
+
+
+def check_dense_size(n_out: int, n_in: int, what: str) -> None:
+    """UnsupportedLayer unless an ``(n_out, n_in)`` float64 matrix is a sane size."""
+    if n_out < 0 or n_in < 0 or n_out * n_in > MAX_DENSE_ENTRIES:
+        raise UnsupportedLayer(f"{what} would need a dense {n_out} x {n_in} matrix (more than "
+                               f"{MAX_DENSE_ENTRIES} entries); robustmip folds layers into dense matrices")
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class AffineFolder:
 
     def __init__(self, shape: Sequence[int]):
         self.shape: tuple[int, ...] = tuple(int(s) for s in shape)
+        check_dense_size(1, int(np.prod(self.shape, dtype=object)), f"an input of shape {self.shape}")
         self.W: np.ndarray | None = None
         self.b = np.zeros(int(np.prod(self.shape)))
         self.layers: list[AffineLayer] = []
@@ -69,6 +81,7 @@ class AffineFolder:
 
     def apply_matrix(self, M: np.ndarray, c: np.ndarray, out_shape: Sequence[int]) -> None:
         """Compose ``v -> M v + c`` (``M`` is ``(n_new, n_cur)``) after what has been pushed so far."""
+        check_dense_size(int(np.prod(out_shape, dtype=object)), self.size, f"a layer of output shape {tuple(out_shape)}")
         M = np.asarray(M, dtype=np.float64)
         self.W = M.copy() if self.W is None else M @ self.W
         self.b = M @ self.b + np.asarray(c, dtype=np.float64).reshape(-1)
@@ -124,6 +137,7 @@ def conv2d_matrix(
 
     c_in, h, w = (int(s) for s in in_shape)
     n_in = c_in * h * w
+    check_dense_size(n_in, n_in, f"a convolution on shape {tuple(in_shape)}")
     basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, c_in, h, w)
     top, left, bottom, right = (int(p) for p in padding)
     basis = F.pad(basis, (left, right, top, bottom))

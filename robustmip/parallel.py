@@ -375,8 +375,8 @@ def settings_path(out: str | Path) -> Path:
 def guard_settings(out: str | Path, settings: dict) -> None:
     """Record ``settings`` for ``out``, or refuse (InvalidInput) when ``out`` was made under others.
 
-    A results file that holds rows but no settings file (made by an older version, or by hand) is
-    refused as well: its answers cannot be shown to be comparable.
+    A non-empty file without a settings file (made by an older version, by hand, or another program)
+    is refused as well: its answers cannot be shown to be comparable, and it must not be appended to.
     """
     out = Path(out)
     path = settings_path(out)
@@ -392,9 +392,9 @@ def guard_settings(out: str | Path, settings: dict) -> None:
             raise InvalidInput(f"{out} holds results made under other settings ({details}); "
                                "use another output file, or delete it to start over")
         return
-    if out.is_file() and read_results(out):
-        raise InvalidInput(f"{out} holds results but no record of their settings ({path.name}); "
-                           "use another output file, or delete it to start over")
+    if out.is_file() and out.stat().st_size > 0:
+        raise InvalidInput(f"{out} already exists and was not written by this kind of run (no {path.name} beside "
+                           "it); use another output file, or delete it to start over")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)

@@ -32,9 +32,12 @@ Three settings serve verification (measured in ``benchmarks/milp_targeted.py``, 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Iterator, Literal, Mapping
 
 import highspy
 import pyomo.environ as pyo
@@ -69,9 +72,28 @@ def use_highs_threads(threads: int) -> None:
         _highs_scheduler_threads = threads
 
 
+@contextmanager
+def solver_output(verbose: bool = False) -> Iterator[None]:
+    """Keep what the solver libraries write to file descriptor 1 off stdout (HiGHS prints a banner
+    whenever an instance is created, and its log when streamed): to stderr with ``verbose``, else to
+    /dev/null. stdout carries only what the user asked for (tables, JSON)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    target = os.dup(2) if verbose else os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(target, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(target)
+
+
 def new_highs(threads: int = 1, heuristics: bool = False) -> highspy.Highs:
     """A silent highspy instance for LPs and bound MILPs (no banner, ``threads`` threads)."""
-    highs = highspy.Highs()
+    with solver_output():
+        highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("threads", int(threads))
     if not heuristics:
@@ -175,10 +197,7 @@ the solver claims proofs that are false, and robustmip's verdicts rest on those 
 def _unknown_options(name: str, options: Mapping[str, object]) -> list[str]:
     """The names in ``options`` that solver ``name`` does not have (both solvers ignore them silently)."""
     if name == "highs":
-        import highspy
-
-        highs = highspy.Highs()
-        highs.setOptionValue("output_flag", False)
+        highs = new_highs()
         return [key for key in options if highs.getOptionValue(key)[0] != highspy.HighsStatus.kOk]
     from gurobipy import GRB
 
@@ -282,7 +301,8 @@ class MilpSolver:
         if self.name == "highs":
             self._appsi.config.warmstart = True
             return
-        self._appsi.set_instance(model)
+        with solver_output(self.verbose):
+            self._appsi.set_instance(model)
         for var in model.component_data_objects(pyo.Var, active=True, descend_into=True):
             if var.value is not None and not var.fixed:
                 try:
@@ -326,7 +346,8 @@ class MilpSolver:
             self._appsi.gurobi_options = options
         start = time.perf_counter()
         try:
-            results = self._appsi.solve(model)
+            with solver_output(self.verbose):
+                results = self._appsi.solve(model)
         except Exception as exc:  # solver-specific errors: licence, numerics, interface
             seconds = time.perf_counter() - start
             if self.name == "gurobi" and _is_size_limit(exc):

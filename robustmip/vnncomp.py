@@ -151,17 +151,19 @@ def vnncomp_job(instance: dict) -> dict:
     """Decide one instance (a :func:`robustmip.parallel.run_instances` job); load errors give ``error``.
 
     ``instance`` holds ``root``, ``onnx``, ``vnnlib``, ``timeout`` (seconds), ``solver``, ``threads``,
-    ``bounds``, ``pgd`` (bool) and ``counterexamples`` (folder for ``sat`` result files).
+    ``bounds``, ``pgd`` (bool) and ``counterexamples`` (folder for ``sat`` result files). A file that
+    cannot be loaded gives an ``error`` row with ``"status": "error"``, which the next run retries.
     """
     from robustmip.io import load_network
     from robustmip.solvers import MilpSolver
 
     root = Path(instance["root"])
+    ran = {k: instance[k] for k in ("onnx", "vnnlib", "timeout", "solver", "threads")}
     try:
         net = load_network(root / instance["onnx"])
         prop = load_vnnlib(root / instance["vnnlib"])
     except RobustMipError as exc:
-        return {"result": "error", "seconds": 0.0, "reason": str(exc)}
+        return {**ran, "result": "error", "status": "error", "seconds": 0.0, "reason": str(exc)}
     falsifier = None
     if instance["pgd"]:
         from robustmip.attacks.falsify import property_falsifier
@@ -171,7 +173,7 @@ def vnncomp_job(instance: dict) -> dict:
                            bounds=instance["bounds"], domain=(None, None), falsifier=falsifier)
     start = time.perf_counter()
     res = check_property(net, prop, options)
-    row = {"result": res.result, "seconds": time.perf_counter() - start, "reason": res.reason,
+    row = {**ran, "result": res.result, "seconds": time.perf_counter() - start, "reason": res.reason,
            **{f"{k}_s": v for k, v in res.times.items()}}
     if res.result == "sat":
         path = counterexample_path(Path(instance["counterexamples"]), instance["onnx"], instance["vnnlib"])
@@ -197,8 +199,9 @@ def run_benchmark(
 ) -> list[dict]:
     """Run every instance not yet in ``out``; return one row per instance (old and new), in CSV order.
 
-    Each row holds ``onnx``, ``vnnlib``, ``timeout`` (the limit it ran under), ``result``,
-    ``seconds``, the seconds per stage and ``reason``. ``on_row(row)`` is called for each new row.
+    Each row holds ``onnx``, ``vnnlib``, ``timeout`` (the limit it ran under), ``solver``,
+    ``threads``, ``result``, ``seconds``, the seconds per stage, ``reason`` and, when ``sat``, the path
+    of its ``counterexample`` file. ``on_row(row)`` is called for each new row.
     """
     instances_csv = Path(instances_csv)
     root = Path(root) if root is not None else instances_csv.parent
@@ -221,13 +224,12 @@ def run_benchmark(
     def job_with_callback(instance: dict) -> dict:
         row = vnncomp_job(instance)
         if on_row is not None:
-            on_row({"onnx": instance["onnx"], "vnnlib": instance["vnnlib"], **row})
+            on_row(row)
         return row
 
     rows = run_instances(job_with_callback, jobs, out, key="key", backend="serial", progress=progress,
                          desc="vnncomp", redo_errors=True, worker_threads=None, settings=settings)
-    return [{"onnx": job["onnx"], "vnnlib": job["vnnlib"], "timeout": job["timeout"],
-             **{k: v for k, v in row.items() if k != "key"}} for job, row in zip(jobs, rows)]
+    return [{k: v for k, v in row.items() if k != "key"} for row in rows]
 
 
 def summarize(rows: list[dict], expected: dict[tuple[str, str], str] | None = None) -> dict:

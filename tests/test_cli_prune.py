@@ -60,9 +60,10 @@ def test_prune_with_adversarial_retraining_and_json(checkpoint, tmp_path, capsys
     assert run("prune", str(checkpoint), "--retrain-epochs", "1", "--adv-eps", "0.05", "--pgd-steps", "2",
                "--eval-steps", "3", "--eval-n", "50", "--rounds", "2", "--bounds", "published",
                "--embedded", "--threads", "1", "--device", "cpu", "--json", "--out", str(out)) == 0
-    text = capsys.readouterr().out
-    assert "PGD accuracy before pruning" in text and "round 2:" in text
-    rounds = json.loads(text[text.index("{"):text.rindex("}") + 1])["rounds"]
+    captured = capsys.readouterr()
+    assert "PGD accuracy before pruning" in captured.err and "round 2:" in captured.err
+    assert "warning: --bounds is deprecated" in captured.err
+    rounds = json.loads(captured.out)["rounds"]  # stdout holds the JSON alone
     assert len(rounds) == 2 and rounds[1]["mask"]["total"] == rounds[0]["mask"]["kept"]
     _, meta = load_checkpoint(out)
     assert meta.train_config["retrain"]["adv"]["eps"] == 0.05 and "pgd_test_accuracy" in meta.metrics

@@ -13,7 +13,6 @@ from robustmip.bounds import compute_bounds
 from robustmip.errors import InvalidInput, UnsupportedLayer
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
-from robustmip.solvers import MilpSolver
 from robustmip.milp.encode import PreactivationShift, encode
 from robustmip.models import build_model
 from robustmip.network import Network
@@ -35,6 +34,7 @@ from robustmip.pruning.importance import (
     _scored_pass,
     build_importance_mip,
 )
+from robustmip.solvers import MilpSolver
 
 
 def _batch(net: Network, rng: np.random.Generator, n: int = 4) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,15 @@ from robustmip.attacks import clean_accuracy
 from robustmip.data import load_dataset
 from robustmip.errors import InvalidInput
 from robustmip.models import build_model
-from robustmip.training import PGDAdversarial, PGDConfig, Ramp, StepContext, ramp_eps, retrain, train
+from robustmip.training import (
+    PGDAdversarial,
+    PGDConfig,
+    Ramp,
+    StepContext,
+    ramp_eps,
+    retrain,
+    train,
+)
 
 
 @pytest.fixture(scope="module")

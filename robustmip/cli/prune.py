@@ -8,6 +8,7 @@ errors as one line on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import sys
 import time
@@ -138,7 +139,16 @@ def _print_summary(result) -> None:
 
 @reports_errors
 def run_prune(args: argparse.Namespace) -> int:
-    """Handler of ``robustmip prune``."""
+    """Handler of ``robustmip prune``; with ``--json`` the progress goes to stderr and stdout holds only JSON."""
+    if not args.json:
+        return _prune(args)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = _prune(args)
+    print_json(args.result_dict)
+    return result
+
+
+def _prune(args: argparse.Namespace) -> int:
     from robustmip.attacks.gradient import PGDConfig
     from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
     from robustmip.pruning.iterate import ImportanceSettings, prune_and_retrain
@@ -195,9 +205,7 @@ def run_prune(args: argparse.Namespace) -> int:
         metrics["pgd_eval"] = asdict(eval_attack) if eval_attack else None
         metrics["pgd_eval_n"] = min(args.eval_n, len(test_set))
     save_checkpoint(args.out, result.model, arch, config, train_set.fingerprint, args.seed, metrics)
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        _print_summary(result)
+    args.result_dict = result.to_dict()
+    _print_summary(result)
     print(f"saved {args.out} ({arch}, {seconds:.1f} s)")
     return 0

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import tempfile
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -100,18 +98,22 @@ def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
 
 def _read_payload(path: Path) -> dict[str, Any]:
     """The checkpoint's dict, loaded safely; DataError when missing, unreadable or foreign."""
+    if path.is_dir():
+        raise DataError(f"checkpoint path {path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist; train one with `robustmip train`")
+    if path.name.lower().endswith((".onnx", ".onnx.gz", ".npz")):
+        raise DataError(f"{path} is a network file, not a robustmip checkpoint: this command needs a .pt "
+                        "checkpoint written by `robustmip train`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise DataError(f"checkpoint {path} is corrupt, not a torch file, or holds objects other "
-                        f"than plain data and tensors ({type(exc).__name__}); re-create it with "
-                        "`robustmip train`") from exc
+    except Exception as exc:  # noqa: BLE001 - torch raises KeyError, UnpicklingError, RuntimeError... on foreign files
+        raise DataError(f"{path} is not a robustmip checkpoint: torch cannot read it as one "
+                        f"({type(exc).__name__}); use a .pt file written by `robustmip train`") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise DataError(f"{path} is not a robustmip checkpoint (no format tag "
                         f"{CHECKPOINT_FORMAT!r}); save models with "
-                        "robustmip.models.save_checkpoint")
+                        "robustmip.io.checkpoint.save_checkpoint")
     missing = [k for k in _CHECKPOINT_KEYS if k not in payload]
     if missing:
         raise DataError(f"checkpoint {path} lacks {', '.join(missing)}; re-create it")

@@ -15,24 +15,35 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import numpy_helper
+from onnx.external_data_helper import load_external_data_for_model
 
-from robustmip.errors import DataError, UnsupportedLayer
+from robustmip.errors import DataError, RobustMipError, UnsupportedLayer
 from robustmip.layers import AffineFolder, conv2d_matrix
 from robustmip.network import Network
 
 
 def load_onnx_model(path: str | Path) -> onnx.ModelProto:
-    """Read an ONNX file (``.onnx`` or gzipped ``.onnx.gz``)."""
+    """Read an ONNX file (``.onnx`` or gzipped ``.onnx.gz``), with weights stored as external data
+    resolved next to the model file (whatever the current folder)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"ONNX path {path} is a directory, not a model file")
     if not path.is_file():
         raise DataError(f"ONNX file not found: {path}")
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-        return onnx.load_model_from_string(raw)
-    except Exception as exc:  # onnx raises DecodeError and friends from protobuf
-        raise DataError(f"{path} is not a readable ONNX model ({exc}); check the file") from exc
+        model = onnx.load_model_from_string(raw)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and friends from protobuf
+        raise DataError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}); check the file") from exc
+    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer):
+        try:
+            load_external_data_for_model(model, str(path.parent))
+        except Exception as exc:  # noqa: BLE001 - a missing or short external file
+            raise DataError(f"{path} keeps its weights in external data files that cannot be read next to it "
+                            f"({type(exc).__name__}: {exc})") from exc
+    return model
 
 
 def _input_shape(graph: onnx.GraphProto, initializer_names: set[str]) -> tuple[str, tuple[int, ...]]:
@@ -66,9 +77,23 @@ def _reshape_target(spec: np.ndarray, current: tuple[int, ...]) -> tuple[int, ..
 
 
 def onnx_to_network(path_or_model) -> Network:
-    """Fold an ONNX model into a :class:`Network`; see the module docstring for what is supported."""
+    """Fold an ONNX model into a :class:`Network`; see the module docstring for what is supported.
+
+    A graph that does not fold (inconsistent shapes, malformed attributes or tensors) raises
+    :class:`UnsupportedLayer` or :class:`DataError` with the reason, never another exception.
+    """
     model = path_or_model if isinstance(path_or_model, onnx.ModelProto) else load_onnx_model(path_or_model)
-    graph = model.graph
+    try:
+        return _fold(model.graph)
+    except RobustMipError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError, MemoryError) as exc:
+        raise UnsupportedLayer(f"the ONNX graph does not fold into affine layers and ReLUs "
+                               f"({type(exc).__name__}: {exc})") from exc
+
+
+def _fold(graph: onnx.GraphProto) -> Network:
+    """The body of :func:`onnx_to_network`."""
     constants = {init.name: numpy_helper.to_array(init).astype(np.float64) for init in graph.initializer}
     live, input_shape = _input_shape(graph, set(constants))
     folder = AffineFolder(input_shape)

@@ -159,10 +159,10 @@ def load_config(name_or_path: str) -> dict:
     else:
         if not path.is_file():
             raise DataError(f"study config {path} not found (a file path, or one of the shipped {CONFIG_NAMES})")
-        text, source = path.read_text(), str(path)
+        text, source = path.read_bytes(), str(path)
     try:
         loaded = json.loads(text)
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise DataError(f"{source} is not valid JSON ({exc})") from exc
     if not isinstance(loaded, dict):
         raise DataError(f"{source} must hold a JSON object of study settings")
@@ -252,16 +252,17 @@ def stage_pruned(cfg: StudyConfig, original: Path, train_set: Dataset, test_set:
     )
     done = result.rounds[-1]
     report = result.reports[-1]
+    final = done.accuracy_retrained if done.accuracy_retrained is not None else done.accuracy_pruned
     save_checkpoint(
         path, result.model, report.arch,
         {"pruned_from_sha256": _sha256(original), "threshold": cfg.prune_threshold, "lambda": cfg.prune_lambda,
          "images_per_class": cfg.images_per_class, "retrain_adv_eps": cfg.train_eps, "retrain_epochs": cfg.retrain_epochs},
         meta.data_fingerprint, cfg.seed,
-        {"clean_test_accuracy": done.accuracy_retrained, "accuracy_before_pruning": done.accuracy_before,
+        {"clean_test_accuracy": final, "accuracy_before_pruning": done.accuracy_before,
          "accuracy_before_retraining": done.accuracy_pruned, "mask": done.mask, "importance": done.importance},
     )
     _log(f"pruned {report.summary()}: accuracy {done.accuracy_before:.4f} -> {done.accuracy_pruned:.4f} (pruned) "
-         f"-> {done.accuracy_retrained:.4f} (retrained)")
+         + (f"-> {done.accuracy_retrained:.4f} (retrained)" if done.accuracy_retrained is not None else "(no retraining)"))
     _add_stage_seconds(cfg, "pruned", time.perf_counter() - start)
     return path
 

@@ -10,7 +10,14 @@ from robustmip.training.loops import (
     retrain,
     train,
 )
-from robustmip.training.objectives import CrossEntropy, LossOutput, Objective, PGDAdversarial, Ramp, StepContext
+from robustmip.training.objectives import (
+    CrossEntropy,
+    LossOutput,
+    Objective,
+    PGDAdversarial,
+    Ramp,
+    StepContext,
+)
 
 __all__ = [
     "OPTIMIZERS", "CrossEntropy", "EpochStats", "History", "LossOutput", "Objective", "PGDAdversarial", "PGDConfig",
