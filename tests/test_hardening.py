@@ -258,3 +258,48 @@ def test_study_validates_every_setting_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "time_limit" in err and "workers" in err and "eps" in err
     assert not (tmp_path / "default").exists()
+
+
+def test_interrupted_vnncomp_says_what_is_kept(demo, tmp_path, capsys, monkeypatch):
+    import robustmip.vnncomp as vnncomp
+
+    decide = vnncomp.check_property
+    calls = []
+
+    def interrupt_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(vnncomp, "check_property", interrupt_second)
+    out = tmp_path / "rows.jsonl"
+    assert main(["vnncomp", str(demo / "instances.csv"), "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; finished instances are kept in" in err and "no output file" not in err
+    assert [json.loads(line)["result"] for line in out.read_text().splitlines()] == ["unsat"]
+
+
+def test_study_records_its_settings_before_training(tmp_path, capsys, monkeypatch):
+    import robustmip.studies.prune_robustness as study
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "stage_original", interrupt)
+    base = ["study", "--out-root", str(tmp_path), "--run", "r", "--embedded", "--arch", "mlp-24-24"]
+    assert main(base) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
+    assert main([*base[:-1], "mlp-40-40", "--train-eps", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "arch: 'mlp-24-24' -> 'mlp-40-40'" in err
+
+
+def test_every_option_has_help():
+    from robustmip.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    missing = [f"{name} {action.dest}" for name, p in sub.choices.items() for action in p._actions
+               if action.help is None and action.dest != "help"]
+    assert not missing, missing
