@@ -12,21 +12,19 @@ Time limits are passed through ``config.time_limit`` of the APPSI solver object 
 ``SolverFactory(...).solve(timelimit=...)``, whose wrapper silently overwrites the config); the tests
 check that the limit is honoured.
 
-Three settings serve verification (measured in ``benchmarks/milp_targeted.py``, see its README):
+Three settings serve verification (each measured against the alternative in ``benchmarks/``; the
+figures are in benchmarks/README.md):
 
 * **Decisions by cutoff** (``decide_below``): "is the minimum below ``d``?" is asked with the solvers'
   own objective cutoff and target (HiGHS ``objective_bound`` / ``objective_target``, Gurobi
   ``Cutoff`` / ``BestObjStop``) instead of a constraint on the objective: the solver prunes every node
-  whose bound reaches the cutoff and stops at the first incumbent below ``d``. On MNIST MLPs this
-  proved robust targets about 3x faster with HiGHS and 1.5x with Gurobi than ``margin <= 0`` as a row.
+  whose bound reaches the cutoff and stops at the first incumbent below ``d``.
 * **Focus on the bound** (``focus="bound"``): when the caller already holds a near-optimal point (a
-  PGD attack's), HiGHS's primal heuristics (RINS/RENS sub-MIPs above all) only cost time: switched
-  off, targeted max-margin MILPs on a 784-50-50-10 net ran 3-5x faster. Gurobi is left as it is (its
-  ``MIPFocus=3`` was 5x slower there).
+  PGD attack's), HiGHS's primal heuristics (RINS/RENS sub-MIPs above all) only cost time and are
+  switched off. Gurobi is left as it is (its ``MIPFocus=3`` was slower).
 * **Cheaper branching** (HiGHS, both focuses): pseudo-costs are trusted after one strong-branching
-  probe per binary instead of eight, and cuts are separated at the root only. Most LP iterations went
-  into strong branching and node cuts: max-margin MILPs on the 784-50-50-10 net ran 1.4x faster
-  (median) with the PGD start and 1.1x (median; 1.36x in total time) without it, same optima.
+  probe per binary instead of eight, and cuts are separated at the root only (most LP iterations
+  went into strong branching and node cuts).
 """
 
 from __future__ import annotations

@@ -195,3 +195,32 @@ def test_accuracy_of_mismatched_or_empty_sets_is_invalid(net):
         clean_accuracy(net, np.zeros((0, 1, 28, 28), np.float32), np.zeros(0, np.int64))
     with pytest.raises(InvalidInput, match="batch_size"):
         predict(net, np.zeros((3, 1, 28, 28), np.float32), batch_size=0)
+
+
+def test_numpy_falsifier_gradient_and_box():
+    """The falsifier's back-propagation equals finite differences; its points stay in the box; seeded."""
+    from conftest import random_network
+
+    from robustmip.attacks.falsify import _forward, _input_gradient, property_falsifier
+    from robustmip.spec import robustness_conjunctions
+
+    rng = np.random.default_rng(0)
+    net = random_network(rng, [7, 9, 8, 4])
+    x = rng.uniform(size=(3, 7))
+    c = rng.normal(size=(3, 4))
+    y, masks = _forward(net, x)
+    np.testing.assert_allclose(y, net.forward(x), atol=1e-12)
+    grad = _input_gradient(net, masks, c)
+    h = 1e-6
+    for i in range(7):
+        e = np.zeros(7)
+        e[i] = h
+        fd = ((net.forward(x + e) - net.forward(x - e)) * c).sum(axis=1) / (2 * h)
+        np.testing.assert_allclose(grad[:, i], fd, atol=1e-5)
+    lower, upper = np.clip(x[0] - 0.05, 0, 1), np.clip(x[0] + 0.05, 0, 1)
+    label = int(np.argmax(net.forward(x[0])))
+    conj = robustness_conjunctions(4, label, [t for t in range(4) if t != label])
+    point = property_falsifier(steps=20, restarts=4, seed=3)(net, lower, upper, conj)
+    assert (point >= lower).all() and (point <= upper).all()
+    again = property_falsifier(steps=20, restarts=4, seed=3)(net, lower, upper, conj)
+    np.testing.assert_array_equal(point, again)

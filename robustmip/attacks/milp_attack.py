@@ -79,7 +79,7 @@ def attack_image(
     """Targeted max-margin MILPs for every target of one image, solved to optimality.
 
     With ``pgd_start`` (default) a targeted PGD search runs before each MILP and its best point is the
-    MIP start (3-5x faster with HiGHS, see benchmarks/README.md); its time is part of ``solve_s``.
+    MIP start (faster with HiGHS, see benchmarks/README.md); its time is part of ``solve_s``.
     With ``decide_time_limit`` (seconds, > 0), an optimisation that stops at its time limit with
     neither a proof nor a counterexample is followed by a decision MILP ("is the margin below 0?",
     solver cutoff at 0, up to that many seconds): the row keeps the optimisation's incumbent and bound

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = ("verify", "train", "prune", "study", "demo")
@@ -24,8 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+"""Read once, when numpy (OpenBLAS) and torch (OpenMP) load. The command line sets them to 1 unless the
+user did: robustmip's numpy work is small matrix products, which a second BLAS thread only slows when
+the cores are busy (spinning threads), and the commands that use torch or the solvers set their
+threads explicitly (``--threads``)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for variable in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
     return int(args.func(args))
 
 

@@ -5,9 +5,9 @@ For a ReLU neuron with pre-activation ``a = W h_prev + b`` and sound bounds ``l 
 * ``l >= 0`` (stably active): ``z = a``, no binary;
 * ``u <= 0`` (stably inactive): ``z`` is fixed to 0, no binary, and it is left out of the next layer;
 * otherwise one binary ``v``, a variable ``a`` in ``[l, u]`` with ``a = W h_prev + b`` (the affine
-  row appears once rather than in both big-M rows: on a 784-wide first layer that cuts the LP's
-  nonzeros by 40 % and made HiGHS 1.4x faster, Gurobi unchanged), and the constraints of Bai et al.
-  2020, eqs. (2)-(5)::
+  row appears once rather than in both big-M rows, which on a wide first layer cuts the LP's nonzeros
+  substantially; benchmarks/README.md has the A/B), and the constraints of Bai et al. 2020,
+  eqs. (2)-(5)::
 
       z >= a                  (2)
       z >= 0                  (3)  as the variable's lower bound
