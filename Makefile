@@ -15,11 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The pruning-robustness study at demo size (embedded MNIST, small MLP, 10 images, HiGHS).
 demo: $(STAMP)
-	$(PY) experiments/prune_robustness.py --config experiments/configs/demo.json
+	$(VENV)/bin/robustmip study --config demo
 
 # Exact verification of the shipped 784-32-32-10 net on a few images (PGD first, then the MILP).
 demo-verify: $(STAMP)
-	$(PY) -m robustmip.demo
+	$(VENV)/bin/robustmip demo
 
 # The full-size study on full MNIST (set ROBUSTMIP_DATA or pass DATA_DIR=...). Its original net,
 # PGD-trained (eps 0.1, 20 epochs, about 2.5 min on one core), is trained first when missing.
@@ -29,7 +29,7 @@ $(STUDY_NET): | $(STAMP)
 		--eps-ramp-epochs 5 --threads 1 --seed 0 --out $@ $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 study: $(STAMP) $(STUDY_NET)
-	$(PY) experiments/prune_robustness.py --config experiments/configs/paper.json $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(VENV)/bin/robustmip study --config paper $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 test: $(STAMP)
 	$(PY) -m pytest -q
