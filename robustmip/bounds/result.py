@@ -7,7 +7,7 @@ floating-point rounding, so a float64 bound is never tighter than the real-arith
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -15,13 +15,18 @@ BoundsMethod = Literal["interval", "crown", "lp", "milp"]
 BOUNDS_METHODS: tuple[str, ...] = ("interval", "crown", "lp", "milp")
 ROUNDING_SLACK = 1e-9
 """Relative widening of every computed bound: ``lower - 1e-9 (1 + |lower|)``, likewise above."""
+ArrayT = TypeVar("ArrayT")
 
 
-def widen(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(lower, upper)`` moved outward by ``ROUNDING_SLACK (1 + |value|)``."""
+def widen(lower: ArrayT, upper: ArrayT) -> tuple[ArrayT, ArrayT]:
+    """``(lower, upper)`` moved outward by ``ROUNDING_SLACK (1 + |value|)``.
+
+    Works on numpy arrays and torch tensors alike (the torch bounds of :mod:`robustmip.bounds.lirpa`
+    use it for their float64 re-evaluation).
+    """
     return (
-        lower - ROUNDING_SLACK * (1.0 + np.abs(lower)),
-        upper + ROUNDING_SLACK * (1.0 + np.abs(upper)),
+        lower - ROUNDING_SLACK * (1.0 + abs(lower)),
+        upper + ROUNDING_SLACK * (1.0 + abs(upper)),
     )
 
 
