@@ -151,36 +151,35 @@ def optimize_bounds(
 ) -> tuple[torch.Tensor, list[Box], BoundParams]:
     """Optimised lower bounds ``(B, m)`` of the final ``rows``, the intermediate bounds used, the parameters.
 
-    ``bounds``: fixed intermediate bounds (after split clamps), or None to compute them with CROWN
-    (adaptive slopes, or optimised ones with ``options.intermediate``). With gradients enabled the
-    returned bound is re-evaluated once at the kept parameters, so it is differentiable with respect to
-    the model (the parameters themselves are detached).
+    ``bounds``: the fixed intermediate bounds (after split clamps); None exactly when
+    ``options.intermediate`` asks to optimise their slopes too (they are then recomputed by CROWN at
+    every step). With gradients enabled the returned bound is evaluated once more at the kept
+    parameters, so that it is differentiable with respect to the model (the parameters are detached).
     """
     last = graph.n_relu_layers
     joint = options.intermediate
-    if joint and bounds is not None:
-        raise InvalidInput("optimising intermediate slopes needs the intermediate bounds computed, not given")
+    if joint != (bounds is None):
+        raise InvalidInput("give fixed intermediate bounds, or none when their slopes are optimised too")
     track_model = torch.is_grad_enabled()
     kwargs = dict(splits=splits, intersect=intersect, refine=refine)
     if bounds is None:
         with torch.no_grad():
             start = intermediate_bounds(graph, box, "crown", "adaptive", **kwargs)[0]
-        if not joint:
-            with torch.set_grad_enabled(track_model):
-                bounds = intermediate_bounds(graph, box, "crown", "adaptive", **kwargs)[0]
+        fixed = None
     else:
         start = list(bounds)
-    fixed = None if joint else [(lower.detach(), upper.detach()) for lower, upper in bounds]
+        detached = [(lower.detach(), upper.detach()) for lower, upper in bounds]
+        fixed = (detached, [ReluRelaxation.of(lower, upper, "adaptive") for lower, upper in detached])
 
-    def evaluate(params: BoundParams, given: Sequence[Box] | None) -> _Evaluation:
+    def evaluate(params: BoundParams, given: tuple[list[Box], list[ReluRelaxation]] | None) -> _Evaluation:
         if given is None:
             used, relaxations = intermediate_bounds(graph, box, "crown", "adaptive", alphas=params.alphas, **kwargs)
         else:
-            used, relaxations = list(given), [ReluRelaxation.of(lo, up, "adaptive") for lo, up in given]
+            used, relaxations = given
         alphas = {j: params.alphas[(last, j)] for j in range(last)}
         value = final_bound(graph, box, used, relaxations, rows, "crown", alphas=alphas, betas=params.betas,
                             splits=splits, intersect=intersect)
-        return _Evaluation(value, used)
+        return _Evaluation(value, list(used))
 
     params = initial_params(graph, start, rows.shape[1], splits, joint, beta, init)
     tensors = params.tensors()
@@ -201,7 +200,8 @@ def optimize_bounds(
             break
         optimizer.step(torch.autograd.grad(loss, tensors, allow_unused=True), len(params.alphas))
     if track_model:
-        best = evaluate(best_params, None if joint else bounds)
+        given = None if bounds is None else (list(bounds), [ReluRelaxation.of(lo, up, "adaptive") for lo, up in bounds])
+        best = evaluate(best_params, given)
     return best.value, best.bounds, best_params
 
 

@@ -116,7 +116,7 @@ def lirpa_bounds(
     _check_splits(graph, splits, batch)
     if params is not None:
         _check_params(graph, params, batch, rows.shape[1])
-    mode = "ibp" if method in ("ibp", "crown-ibp") else "crown"
+    mode = "ibp" if method in ("ibp", "crown-ibp") else "crown"  # of the intermediate layers
     rule = "kw" if method == "kw" else "adaptive"
     layer_splits = splits if splits is not None else [None] * graph.n_relu_layers
     if intermediate is not None:
@@ -128,6 +128,8 @@ def lirpa_bounds(
     if optimise and widen:
         raise InvalidInput("widen is for re-evaluation: evaluate the optimised params with method='crown'")
     options = optimize or OptimizeOptions()
+    if optimise and options.intermediate and intermediate is not None:
+        raise InvalidInput("optimising intermediate slopes recomputes the intermediate bounds: do not give them")
     if intermediate is None and not (optimise and options.intermediate):
         bounds, _ = intermediate_bounds(graph, box, mode, rule, alphas=params.alphas if params else None,
                                         splits=splits, intersect=intersect, refine=refine, widen=widen)
@@ -141,7 +143,8 @@ def lirpa_bounds(
         if keep is not None:
             _final(graph, box, bounds, rows, "crown", rule, result_params, splits, intersect, widen, keep)
     else:
-        value = _final(graph, box, bounds, rows, mode, rule, params, splits, intersect, widen, keep)
+        final_mode = "ibp" if method == "ibp" else "crown"
+        value = _final(graph, box, bounds, rows, final_mode, rule, params, splits, intersect, widen, keep)
     m = rows.shape[1] // 2 if bound_upper else rows.shape[1]
     return LirpaBounds(
         lower=value[:, :m],
