@@ -8,6 +8,7 @@ optimum over the box is the best of the per-pattern LP optima.
 from __future__ import annotations
 
 import itertools
+from typing import Sequence
 
 import highspy
 import numpy as np
@@ -54,10 +55,17 @@ def pattern_regions(net: Network):
         yield pre, np.vstack(rows), np.concatenate(rhs)
 
 
-def exact_min(net: Network, coefficients: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """``min_{x in box} coefficients . logits(x)``."""
+def exact_min(
+    net: Network, coefficients: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+    splits: Sequence[tuple[int, int, int]] = (),
+) -> float:
+    """``min_{x in box} coefficients . logits(x)``, restricted by ``splits``: ``(layer k, neuron j, sign)``
+    keeps only inputs with ``sign * a_kj(x) >= 0`` (+1 active, -1 inactive; inf when none is left)."""
     best = np.inf
     for pre, A_ub, b_ub in pattern_regions(net):
+        for k, j, sign in splits:  # sign * (A x + c) >= 0  <=>  -sign * A x <= sign * c
+            A_ub = np.vstack([A_ub, -sign * pre[k][0][j]])
+            b_ub = np.append(b_ub, sign * pre[k][1][j])
         M, m = pre[-1]
         value = _lp_min(coefficients @ M, A_ub, b_ub, lower, upper)
         if value is not None:
