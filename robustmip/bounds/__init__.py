@@ -3,7 +3,8 @@
 ``box`` (interval arithmetic), ``relax`` (CROWN / DeepPoly back-substitution), ``tighten`` (LP and
 per-neuron MILP tightening, certified by duality), ``compute`` (the levels that combine them) and
 ``result`` (the :class:`Bounds` they return). These numpy float64 bounds are the ones robustness
-claims rest on.
+claims rest on. The subpackage ``lirpa`` (imported on its own, it needs torch) holds the batched,
+differentiable torch bounds for training and search, and their float64 re-evaluation.
 """
 
 from robustmip.bounds.box import interval_layer

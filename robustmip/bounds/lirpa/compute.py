@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from robustmip.bounds.lirpa.alpha import OptimizeOptions, optimize_bounds
-from robustmip.bounds.lirpa.crown import Refine, final_bound, intermediate_bounds
+from robustmip.bounds.lirpa.crown import IntermediateMode, Refine, final_bound, intermediate_bounds
 from robustmip.bounds.lirpa.graph import LirpaGraph
 from robustmip.bounds.lirpa.ibp import Box
-from robustmip.bounds.lirpa.relu import ReluRelaxation, apply_splits
+from robustmip.bounds.lirpa.relu import ReluRelaxation, SlopeRule, apply_splits
 from robustmip.bounds.lirpa.result import BoundParams, LirpaBounds
 from robustmip.errors import InvalidInput
 from robustmip.network import Network
@@ -107,6 +107,12 @@ def lirpa_bounds(
         raise InvalidInput(f"unknown LiRPA method {method!r}; choose one of {METHODS}")
     if refine not in ("all", "unstable"):
         raise InvalidInput(f"refine must be 'all' or 'unstable', got {refine!r}")
+    optimise = method in ("alpha-crown", "beta-crown")
+    options = optimize or OptimizeOptions()
+    if optimise and widen:
+        raise InvalidInput("widen is for re-evaluation: evaluate the optimised params with method='crown'")
+    if optimise and options.intermediate and intermediate is not None:
+        raise InvalidInput("optimising intermediate slopes recomputes the intermediate bounds: do not give them")
     if not isinstance(lower, torch.Tensor):
         raise InvalidInput("lower and upper must be torch tensors of shape (B, *input_shape)")
     graph = as_graph(model, tuple(lower.shape[1:]))
@@ -116,54 +122,58 @@ def lirpa_bounds(
     _check_splits(graph, splits, batch)
     if params is not None:
         _check_params(graph, params, batch, rows.shape[1])
-    mode = "ibp" if method in ("ibp", "crown-ibp") else "crown"  # of the intermediate layers
-    rule = "kw" if method == "kw" else "adaptive"
-    layer_splits = splits if splits is not None else [None] * graph.n_relu_layers
+    mode: IntermediateMode = "ibp" if method in ("ibp", "crown-ibp") else "crown"  # of the intermediate layers
+    rule: SlopeRule = "kw" if method == "kw" else "adaptive"
+    bounds: list[Box] | None = None
     if intermediate is not None:
-        graph.check_layers([lo for lo, _ in intermediate], batch, "intermediate lower bounds")
-        graph.check_layers([up for _, up in intermediate], batch, "intermediate upper bounds")
-        bounds = [apply_splits(lo.to(box[0].dtype), up.to(box[0].dtype), split)
-                  for (lo, up), split in zip(intermediate, layer_splits)]
-    optimise = method in ("alpha-crown", "beta-crown")
-    if optimise and widen:
-        raise InvalidInput("widen is for re-evaluation: evaluate the optimised params with method='crown'")
-    options = optimize or OptimizeOptions()
-    if optimise and options.intermediate and intermediate is not None:
-        raise InvalidInput("optimising intermediate slopes recomputes the intermediate bounds: do not give them")
-    if intermediate is None and not (optimise and options.intermediate):
+        bounds = _given_bounds(graph, intermediate, splits, box[0])
+    elif not (optimise and options.intermediate):
         bounds, _ = intermediate_bounds(graph, box, mode, rule, alphas=params.alphas if params else None,
                                         splits=splits, intersect=intersect, refine=refine, widen=widen)
     keep: list[torch.Tensor] | None = [] if keep_coefficients else None
-    result_params = params
     if optimise:
-        value, bounds, result_params = optimize_bounds(
-            graph, box, rows, None if options.intermediate else bounds, options, beta=method == "beta-crown",
-            splits=splits, intersect=intersect, refine=refine, init=params,
-        )
+        value, bounds, params = optimize_bounds(graph, box, rows, bounds, options, beta=method == "beta-crown",
+                                                splits=splits, intersect=intersect, refine=refine, init=params)
         if keep is not None:
-            _final(graph, box, bounds, rows, "crown", rule, result_params, splits, intersect, widen, keep)
+            _final(graph, box, bounds, rows, "crown", rule, params, splits, intersect, widen, keep)
     else:
-        final_mode = "ibp" if method == "ibp" else "crown"
-        value = _final(graph, box, bounds, rows, final_mode, rule, params, splits, intersect, widen, keep)
+        assert bounds is not None
+        value = _final(graph, box, bounds, rows, "ibp" if method == "ibp" else "crown", rule, params, splits,
+                       intersect, widen, keep)
     m = rows.shape[1] // 2 if bound_upper else rows.shape[1]
     return LirpaBounds(
         lower=value[:, :m],
         upper=-value[:, m:] if bound_upper else None,
         intermediate=list(bounds),
-        params=result_params,
+        params=params,
         input_coefficients=keep[-1] if keep else None,
         relu_coefficients=keep[-2::-1] if keep else None,
     )
 
 
+def _given_bounds(
+    graph: LirpaGraph, intermediate: Sequence[Box], splits: Sequence[torch.Tensor | None] | None, like: torch.Tensor
+) -> list[Box]:
+    """The caller's intermediate bounds, checked, in the box's dtype, clamped by the splits."""
+    lowers, uppers = [lo for lo, _ in intermediate], [up for _, up in intermediate]
+    if any(t is None for t in lowers + uppers):
+        raise InvalidInput("intermediate bounds need a (lower, upper) pair of tensors for every ReLU layer")
+    graph.check_layers(lowers, like.shape[0], "intermediate lower bounds")
+    graph.check_layers(uppers, like.shape[0], "intermediate upper bounds")
+    layer_splits = splits if splits is not None else [None] * graph.n_relu_layers
+    return [apply_splits(lo.to(like.dtype), up.to(like.dtype), split)
+            for lo, up, split in zip(lowers, uppers, layer_splits)]
+
+
 def _final(
-    graph: LirpaGraph, box: Box, bounds: Sequence[Box], rows: torch.Tensor, mode: str, rule: str,
-    params: BoundParams | None, splits, intersect: bool, widen: bool, keep: list[torch.Tensor] | None,
+    graph: LirpaGraph, box: Box, bounds: Sequence[Box], rows: torch.Tensor, mode: IntermediateMode,
+    rule: SlopeRule, params: BoundParams | None, splits: Sequence[torch.Tensor | None] | None, intersect: bool,
+    widen: bool, keep: list[torch.Tensor] | None,
 ) -> torch.Tensor:
     """The final rows' lower bounds with the given (or the rule's) slopes and multipliers."""
     last = graph.n_relu_layers
-    relaxations = [ReluRelaxation.of(lo, up, rule) for lo, up in bounds]  # type: ignore[arg-type]
+    relaxations = [ReluRelaxation.of(lo, up, rule) for lo, up in bounds]
     alphas = {j: a for (k, j), a in params.alphas.items() if k == last} if params else None
-    return final_bound(graph, box, bounds, relaxations, rows, mode, alphas=alphas,  # type: ignore[arg-type]
+    return final_bound(graph, box, bounds, relaxations, rows, mode, alphas=alphas,
                        betas=params.betas if params else None, splits=splits, intersect=intersect,
                        widen=widen, keep=keep)

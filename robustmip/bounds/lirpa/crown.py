@@ -16,6 +16,11 @@ bound with the split's clamped interval.
 Rows of one target are batched: ``A`` is ``(1 or B, m, *shape)``; rows shared by the batch stay
 unbatched until the first ReLU. Intermediate layers are bounded by ``2 n_k`` identity rows
 (lower and upper), in chunks that cap the size of ``A``.
+
+Cost: bounding layer ``k`` carries ``2 n_k`` rows per example back to the input, so work and memory
+grow as batch x rows x input size (convolutions included: ``A`` is dense, not in patches). Without
+gradients the chunks cap the memory; with gradients autograd keeps every chunk. For batch training
+of conv nets, ``crown-ibp`` (rows only for the specification) or ``refine="unstable"`` fit.
 """
 
 from __future__ import annotations

@@ -65,19 +65,19 @@ class LirpaGraph:
     """An ``nn.Sequential`` (or a :class:`~robustmip.network.Network`) as ReLU-separated affine blocks.
 
     Args:
-        model: the torch model, or a Network (converted by ``Network.to_torch(torch.float64)``).
+        model: the torch model (its parameters are read at every bound, so bounds follow training),
+            or a Network (converted once by ``Network.to_torch(torch.float64)``, without gradients).
         input_shape: shape of one input without the batch dimension; defaults to the Network's.
     """
 
     def __init__(self, model: nn.Module | Network, input_shape: Sequence[int] | None = None):
         if isinstance(model, Network):
             input_shape = tuple(input_shape) if input_shape is not None else model.input_shape
-            model = model.to_torch(torch.float64)
+            model = model.to_torch(torch.float64).requires_grad_(False)  # its weights are nobody's parameters
         if not isinstance(model, nn.Sequential):
             raise UnsupportedLayer(f"expected a torch.nn.Sequential or a Network, got {type(model).__name__}")
         if input_shape is None:
             raise InvalidInput("input_shape is required, e.g. (1, 28, 28)")
-        self.model = model
         self.input_shape: Shape = tuple(int(s) for s in input_shape)
         self.blocks: tuple[Block, ...] = tuple(self._blocks(model))
 

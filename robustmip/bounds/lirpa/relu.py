@@ -16,6 +16,9 @@ Splits: one int tensor ``(B, *shape)`` per ReLU layer (or None), ``+1`` for a ne
 (``l <- max(l, 0)`` or ``u <- min(u, 0)``), which makes the split neuron's relaxation exact; the
 constraint itself enters the bound through beta-CROWN's multipliers (:mod:`robustmip.bounds.lirpa.crown`).
 A domain whose clamped bounds have ``l > u`` is empty: every bound on it is vacuously sound.
+A split domain's bound holds on the domain but can come out below the bound without the split (the
+relaxation is not the LP; beta-CROWN attains the LP, which only tightens with a split, at its optimum
+only), so a branch-and-bound keeps the larger of a child's bound and its parent's: both hold on the child.
 """
 
 from __future__ import annotations
