@@ -32,12 +32,12 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def _leaf_modules(model: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+def leaf_modules(model: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
     """Yield ``(position name, module)`` through nested ``nn.Sequential`` containers, in order."""
     for name, child in model.named_children():
         full = f"{prefix}{name}"
         if isinstance(child, nn.Sequential):
-            yield from _leaf_modules(child, full + ".")
+            yield from leaf_modules(child, full + ".")
         else:
             yield full, child
 
@@ -54,7 +54,7 @@ def torch_to_network(model: nn.Module, input_shape: Sequence[int] | None = None)
         raise UnsupportedLayer(
             f"expected a torch.nn.Sequential, got {type(model).__name__}; wrap the layers in nn.Sequential"
         )
-    modules = list(_leaf_modules(model))
+    modules = list(leaf_modules(model))
     if input_shape is None:
         first_affine = next((m for _, m in modules if isinstance(m, (nn.Linear, nn.Conv2d))), None)
         if not isinstance(first_affine, nn.Linear):

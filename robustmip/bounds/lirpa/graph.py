@@ -25,7 +25,7 @@ from torch import nn
 
 from robustmip.bounds.lirpa.ops import OP_TYPES, AffineOp, Shape
 from robustmip.errors import InvalidInput, UnsupportedLayer
-from robustmip.io.torch_model import _leaf_modules
+from robustmip.io.torch_model import leaf_modules
 from robustmip.network import Network
 from robustmip.spec import margin_matrix
 
@@ -85,7 +85,7 @@ class LirpaGraph:
         blocks: list[Block] = []
         ops: list[AffineOp] = []
         start = shape = self.input_shape
-        for position, (name, module) in enumerate(_leaf_modules(model)):
+        for position, (name, module) in enumerate(leaf_modules(model)):
             where = f"{type(module).__name__} at position {position} ('{name}')"
             if isinstance(module, nn.ReLU):
                 if ops or not blocks:  # relu(relu(a)) = relu(a): a second ReLU adds nothing
