@@ -10,21 +10,20 @@ operator and its position.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
-from onnx.external_data_helper import load_external_data_for_model
 
 from robustmip.errors import DataError, RobustMipError, UnsupportedLayer
+from robustmip.io.onnx_proto import Graph, parse_model
 from robustmip.layers import AffineFolder, conv2d_matrix
 from robustmip.network import Network
 
 
-def load_onnx_model(path: str | Path) -> onnx.ModelProto:
-    """Read an ONNX file (``.onnx`` or gzipped ``.onnx.gz``), with weights stored as external data
-    resolved next to the model file (whatever the current folder)."""
+def load_onnx_graph(path: str | Path) -> tuple[Graph, Path]:
+    """The graph of an ONNX file (``.onnx`` or gzipped ``.onnx.gz``) and the folder its external data
+    (if any) is read from: the model's own folder, whatever the current one."""
     path = Path(path)
     if path.is_dir():
         raise DataError(f"ONNX path {path} is a directory, not a model file")
@@ -34,34 +33,25 @@ def load_onnx_model(path: str | Path) -> onnx.ModelProto:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-        model = onnx.load_model_from_string(raw)
-    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and friends from protobuf
-        raise DataError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}); check the file") from exc
-    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer):
-        try:
-            load_external_data_for_model(model, str(path.parent))
-        except Exception as exc:  # noqa: BLE001 - a missing or short external file
-            raise DataError(f"{path} keeps its weights in external data files that cannot be read next to it "
-                            f"({type(exc).__name__}: {exc})") from exc
-    return model
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"cannot read {path} ({type(exc).__name__}: {exc})") from exc
+    try:
+        return parse_model(raw), path.parent
+    except DataError as exc:
+        raise DataError(f"{path} is not a readable ONNX model: {exc}") from exc
 
 
-def _input_shape(graph: onnx.GraphProto, initializer_names: set[str]) -> tuple[str, tuple[int, ...]]:
+def _input_shape(graph: Graph, initializer_names: set[str]) -> tuple[str, tuple[int, ...]]:
     """Name and per-example shape of the one non-initializer graph input (batch dim dropped)."""
-    inputs = [i for i in graph.input if i.name not in initializer_names]
+    inputs = [i for i in graph.inputs if i.name not in initializer_names]
     if len(inputs) != 1:
         raise UnsupportedLayer(f"expected exactly one graph input, found {[i.name for i in inputs]}")
-    dims = inputs[0].type.tensor_type.shape.dim
-    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    shape = list(inputs[0].dims)
     if len(shape) >= 2:
         shape = shape[1:]
     if any(s is None or s <= 0 for s in shape):
         raise UnsupportedLayer(f"input '{inputs[0].name}' has unknown dimensions {shape}")
     return inputs[0].name, tuple(int(s) for s in shape)
-
-
-def _attributes(node: onnx.NodeProto) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _reshape_target(spec: np.ndarray, current: tuple[int, ...]) -> tuple[int, ...]:
@@ -77,14 +67,18 @@ def _reshape_target(spec: np.ndarray, current: tuple[int, ...]) -> tuple[int, ..
 
 
 def onnx_to_network(path_or_model) -> Network:
-    """Fold an ONNX model into a :class:`Network`; see the module docstring for what is supported.
+    """Fold an ONNX model (a path, or an ``onnx.ModelProto``) into a :class:`Network`; see the module
+    docstring for what is supported.
 
     A graph that does not fold (inconsistent shapes, malformed attributes or tensors) raises
     :class:`UnsupportedLayer` or :class:`DataError` with the reason, never another exception.
     """
-    model = path_or_model if isinstance(path_or_model, onnx.ModelProto) else load_onnx_model(path_or_model)
+    if isinstance(path_or_model, (str, Path)):
+        graph, folder = load_onnx_graph(path_or_model)
+    else:  # an onnx.ModelProto built in memory: its bytes, read by the same reader
+        graph, folder = parse_model(path_or_model.SerializeToString()), None
     try:
-        return _fold(model.graph)
+        return _fold(graph, folder)
     except RobustMipError:
         raise
     except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError, MemoryError) as exc:
@@ -92,17 +86,21 @@ def onnx_to_network(path_or_model) -> Network:
                                f"({type(exc).__name__}: {exc})") from exc
 
 
-def _fold(graph: onnx.GraphProto) -> Network:
+def _fold(graph: Graph, folder_of_data: Path | None) -> Network:
     """The body of :func:`onnx_to_network`."""
-    constants = {init.name: numpy_helper.to_array(init).astype(np.float64) for init in graph.initializer}
+    constants = {init.name: init.array(folder_of_data) for init in graph.initializers}
     live, input_shape = _input_shape(graph, set(constants))
     folder = AffineFolder(input_shape)
 
-    for position, node in enumerate(graph.node):
+    for position, node in enumerate(graph.nodes):
+        if not node.output:
+            raise UnsupportedLayer(f"ONNX op {node.op_type} at node {position} has no output")
         where = f"ONNX op {node.op_type} '{node.name or node.output[0]}' at node {position}"
-        attrs = _attributes(node)
+        attrs = node.attributes
         if node.op_type == "Constant":
-            constants[node.output[0]] = numpy_helper.to_array(attrs["value"]).astype(np.float64)
+            if not hasattr(attrs.get("value"), "array"):
+                raise UnsupportedLayer(f"{where}: only tensor-valued constants are supported")
+            constants[node.output[0]] = attrs["value"].array(folder_of_data)
             continue
         variable_inputs = [name for name in node.input if name and name not in constants]
         if variable_inputs != [live]:
@@ -153,7 +151,7 @@ def _fold(graph: onnx.GraphProto) -> Network:
             )
         live = node.output[0]
 
-    if live not in {o.name for o in graph.output}:
+    if live not in {o.name for o in graph.outputs}:
         raise UnsupportedLayer(f"the chain ends in '{live}', which is not a graph output")
     if folder.pending or not folder.layers:
         folder.emit("identity")
@@ -188,14 +186,15 @@ def _apply_conv(folder: AffineFolder, attrs: dict, const_inputs: list[np.ndarray
     folder.apply_matrix(M, np.repeat(bias, out_shape[1] * out_shape[2]), out_shape)
 
 
-def network_to_onnx(net: Network, style: str = "gemm") -> onnx.ModelProto:
+def network_to_onnx(net: Network, style: str = "gemm"):
     """Export ``net`` as an ONNX graph with input ``(1, *net.input_shape)`` and output ``(1, n_outputs)``.
 
     Args:
         style: ``"gemm"`` (Flatten, Gemm with transB=1, Relu) or ``"matmul"`` (Flatten, MatMul + Add,
             Relu, the layout of the VNN-COMP ``mnist_fc`` networks).
     """
-    from onnx import TensorProto, helper
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
     if style not in ("gemm", "matmul"):
         raise ValueError(f"style must be 'gemm' or 'matmul', got {style!r}")

@@ -24,7 +24,12 @@ import torch
 from torch import nn
 
 from robustmip.bounds.lirpa.alpha import OptimizeOptions, optimize_bounds
-from robustmip.bounds.lirpa.crown import IntermediateMode, Refine, final_bound, intermediate_bounds
+from robustmip.bounds.lirpa.crown import (
+    IntermediateMode,
+    Refine,
+    final_bound,
+    intermediate_bounds,
+)
 from robustmip.bounds.lirpa.graph import LirpaGraph
 from robustmip.bounds.lirpa.ibp import Box
 from robustmip.bounds.lirpa.relu import ReluRelaxation, SlopeRule, apply_splits

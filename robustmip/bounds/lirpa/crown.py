@@ -32,7 +32,12 @@ import torch.nn.functional as F
 
 from robustmip.bounds.lirpa.graph import LirpaGraph
 from robustmip.bounds.lirpa.ibp import Box, box_minimum, ibp_block, rows_lower_bound
-from robustmip.bounds.lirpa.relu import ReluRelaxation, SlopeRule, apply_splits, clamp_value
+from robustmip.bounds.lirpa.relu import (
+    ReluRelaxation,
+    SlopeRule,
+    apply_splits,
+    clamp_value,
+)
 from robustmip.bounds.result import widen as widen_outward
 
 IntermediateMode = Literal["ibp", "crown"]
