@@ -123,3 +123,41 @@ def test_malformed_file(tmp_path):
         from_onnx(path)
     with pytest.raises(DataError, match="not found"):
         from_onnx(tmp_path / "missing.onnx")
+
+
+def test_wire_reader_matches_the_onnx_package_on_every_tensor_encoding(tmp_path):
+    """float32 and float64 tensors stored as raw bytes or as value lists, int64 shapes, attributes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from robustmip.io.onnx_proto import parse_model
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(3, 4))
+    tensors = [
+        numpy_helper.from_array(W.astype(np.float32), "raw32"),
+        helper.make_tensor("list32", TensorProto.FLOAT, [3, 4], W.astype(np.float32).reshape(-1).tolist()),
+        helper.make_tensor("list64", TensorProto.DOUBLE, [3, 4], W.reshape(-1).tolist()),
+        numpy_helper.from_array(W, "raw64"),
+        helper.make_tensor("shape", TensorProto.INT64, [2], [1, -1]),
+    ]
+    node = helper.make_node("Conv", ["x", "raw32"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1], alpha=0.5,
+                            auto_pad="NOTSET")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], initializer=tensors)
+    parsed = parse_model(helper.make_model(graph).SerializeToString())
+    arrays = {t.name: t.array() for t in parsed.initializers}
+    for t in tensors:
+        np.testing.assert_array_equal(arrays[t.name], numpy_helper.to_array(t).astype(np.float64))
+    (n,) = parsed.nodes
+    assert n.attributes == {"strides": [2, 2], "pads": [1, 1, 1, 1], "alpha": 0.5, "auto_pad": b"NOTSET"}
+    assert parsed.inputs[0].dims == [None, 1, 4, 4] and parsed.outputs[0].dims == [1, 2]
+
+
+@pytest.mark.parametrize("cut", [1, 7, 50, -3])
+def test_wire_reader_rejects_truncated_bytes_with_a_data_error(cut):
+    from robustmip.errors import DataError
+    from robustmip.io.onnx_proto import parse_model
+
+    data = network_to_onnx(random_network(np.random.default_rng(0), [3, 4, 2])).SerializeToString()
+    with pytest.raises(DataError):
+        parse_model(data[:cut])
