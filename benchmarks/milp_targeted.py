@@ -137,6 +137,23 @@ def _split(calls: list[dict]) -> tuple[float, float]:
     return translate, optimize
 
 
+PEERS = ("omlt-highs", "gurobiml-gurobi")
+"""Peer engines: their own formulation and bounds, one thread."""
+
+
+def _run_gurobi_ml(inst: dict, net, x: np.ndarray, label: int, targets: list[int]) -> dict:
+    from gurobi_ml_peer import GurobiMlProblem
+
+    from robustmip.spec import input_box
+
+    start = time.perf_counter()
+    lower, upper = input_box(x, inst["eps"])  # the same box as ImageProblem's
+    problem = GurobiMlProblem(net, lower, upper, inst["time_limit"])
+    rows = [{"target": target, **problem.margin(label, target)} for target in targets]
+    return {"wall_s": time.perf_counter() - start, "bounds_s": 0.0, "encode_s": problem.build_seconds,
+            "size": problem.size(), "targets": rows}
+
+
 def run_image(inst: dict) -> dict:
     """All targets of one (net, eps, image) with one engine; returns per-target rows and the time split."""
     import torch
@@ -149,10 +166,12 @@ def run_image(inst: dict) -> dict:
     label = int(data.labels[index])
     targets = [t for t in range(net.n_outputs) if t != label][: inst["targets"]]
     out = {"status": "ok", "net": inst["net"], "eps": inst["eps"], "image": index, "label": label,
-           "engine": inst["engine"], "bounds_method": inst["bounds"] if inst["engine"] != "omlt-highs" else "fbbt",
+           "engine": inst["engine"], "bounds_method": inst["bounds"] if inst["engine"] not in PEERS else "own",
            "time_limit": inst["time_limit"]}
     if inst["engine"] == "omlt-highs":
         out.update(_run_omlt(inst, net, x, label, targets))
+    elif inst["engine"] == "gurobiml-gurobi":
+        out.update(_run_gurobi_ml(inst, net, x, label, targets))
     else:
         out.update(_run_ours(inst, net, x, label, targets))
     return out
@@ -318,7 +337,9 @@ COMPARISONS = [("ours-highs-clean", "ours-highs", "PGD start speed-up (HiGHS)"),
                ("ours-gurobi-clean", "ours-gurobi", "PGD start speed-up (Gurobi)"),
                ("omlt-highs", "ours-highs", "robustmip/HiGHS speed-up over OMLT/HiGHS"),
                ("ours-highs", "ours-gurobi", "Gurobi speed-up over HiGHS (robustmip model)"),
-               ("omlt-highs", "ours-gurobi", "robustmip/Gurobi speed-up over OMLT/HiGHS")]
+               ("omlt-highs", "ours-gurobi", "robustmip/Gurobi speed-up over OMLT/HiGHS"),
+               ("gurobiml-gurobi", "ours-highs", "robustmip/HiGHS speed-up over gurobi-ml/Gurobi"),
+               ("gurobiml-gurobi", "ours-gurobi", "robustmip/Gurobi speed-up over gurobi-ml/Gurobi")]
 
 
 def ratio_stats(slow: list[float], fast: list[float]) -> dict:
@@ -416,6 +437,9 @@ def main() -> int:
     parser.add_argument("--omlt", action="store_true", help="also solve every MILP with OMLT's formulation + HiGHS")
     parser.add_argument("--omlt-images", type=int, help="run the OMLT peer on the first N images only (it is slow)")
     parser.add_argument("--omlt-time-limit", type=float, help="seconds per OMLT MILP (default: --time-limit)")
+    parser.add_argument("--gurobi-ml", action="store_true",
+                        help="also solve every MILP with gurobi-machinelearning's embedding + Gurobi (a peer)")
+    parser.add_argument("--gurobi-ml-images", type=int, help="run the gurobi-ml peer on the first N images only")
     parser.add_argument("--tol", type=float, default=1e-4, help="objective agreement tolerance")
     parser.add_argument("--out-dir", type=Path, default=Path("results/bench"))
     parser.add_argument("--name", default="milp_targeted", help="base name of the result files")
@@ -434,6 +458,7 @@ def main() -> int:
         parser.error("--solver takes highs, gurobi or highs,gurobi")
     engines = [f"ours-{s}" for s in solvers] + ([f"ours-{s}-clean" for s in solvers] if args.clean_start else [])
     engines += ["omlt-highs"] if args.omlt else []
+    engines += ["gurobiml-gurobi"] if args.gurobi_ml else []
     eps_values = [float(e) for e in args.eps.split(",")]
     instances = []
     for name in [n.strip() for n in args.nets.split(",") if n.strip()]:
@@ -443,6 +468,8 @@ def main() -> int:
                 for engine in engines:
                     if engine == "omlt-highs" and args.omlt_images is not None and rank >= args.omlt_images:
                         continue
+                    if engine == "gurobiml-gurobi" and args.gurobi_ml_images is not None and rank >= args.gurobi_ml_images:
+                        continue
                     if engine.endswith("-clean") and args.clean_start_images is not None and rank >= args.clean_start_images:
                         continue
                     limit = args.omlt_time_limit if engine == "omlt-highs" and args.omlt_time_limit else args.time_limit
@@ -451,8 +478,8 @@ def main() -> int:
                                       "targets": args.targets})
 
     def key(inst: dict) -> str:
-        bounds = "fbbt" if inst["engine"] == "omlt-highs" else inst["bounds"]
-        start = "" if inst["engine"] == "omlt-highs" else ("|start=clean" if inst["engine"].endswith("-clean") else "|start=pgd")
+        bounds = "fbbt" if inst["engine"] == "omlt-highs" else "own" if inst["engine"] in PEERS else inst["bounds"]
+        start = "" if inst["engine"] in PEERS else ("|start=clean" if inst["engine"].endswith("-clean") else "|start=pgd")
         return (f"{inst['net']}|eps={inst['eps']}|img={inst['image']}|{inst['engine']}{start}|bounds={bounds}"
                 f"|tl={inst['time_limit']}|targets={inst['targets']}")
 
