@@ -57,6 +57,12 @@ class LpTightener:
     layer contributes an equality row per stable-active or identity neuron and two rows (``h >= a``,
     triangle upper side) per unstable ReLU. Stably inactive neurons are columns fixed at 0.
 
+    Each layer's pre-activation is taken from :meth:`affine_band`: ``W h_prev + b`` for the plain
+    network; a subclass may widen it to a band ``W_lo h_prev + b_lo <= a <= W_hi h_prev + b_hi``
+    (parameter boxes, :mod:`robustmip.params.lp`), whose rows then replace the equalities: the lower
+    side in ``h >= a``, the upper side in the triangle's and the big-M upper rows, both sides around
+    an exact neuron, and the LP bounds minimise the lower side and maximise the upper side.
+
     With ``binaries=True`` every unstable ReLU also gets an indicator column ``v`` in ``[0, 1]`` and the
     two big-M rows of :mod:`robustmip.milp.encode` (``h <= u v``, ``h <= a - l (1 - v)``). Their LP
     relaxation is exactly the triangle, so LP bounds do not change; declaring the indicators integer
@@ -86,6 +92,14 @@ class LpTightener:
         self.row_lower = np.zeros(0)
         self.row_upper = np.zeros(0)
 
+    def affine_band(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(W_lo, b_lo, W_hi, b_hi)`` with ``W_lo h + b_lo <= a_k <= W_hi h + b_hi`` over the relaxation.
+
+        The plain network's ``(W, b, W, b)`` (the same arrays, so the rows stay equalities).
+        """
+        layer = self.net.layers[k]
+        return layer.W, layer.b, layer.W, layer.b
+
     def _previous_cols(self, k: int) -> np.ndarray:
         return self.input_cols if k == 0 else self.layer_cols[k - 1]
 
@@ -110,14 +124,19 @@ class LpTightener:
 
         exact = (lower >= 0) if relu else np.ones(layer.n_out, dtype=bool)
         unstable = np.flatnonzero((lower < 0) & (upper > 0)) if relu else np.zeros(0, dtype=np.int64)
+        W_lo, b_lo, W_hi, b_hi = self.affine_band(k)
         # A row: (columns, coefficients, lower, upper) over [own column(s), previous layer].
         blocks: list[tuple[np.ndarray, np.ndarray, float, float]] = []
         for i in np.flatnonzero(exact):  # h - W h_prev = b for identity / stably active neurons
-            blocks.append(self._row(cols[i], 1.0, layer.W[i], prev, layer.b[i], layer.b[i]))
+            if W_lo is W_hi:
+                blocks.append(self._row(cols[i], 1.0, layer.W[i], prev, layer.b[i], layer.b[i]))
+            else:
+                blocks.append(self._row(cols[i], 1.0, W_lo[i], prev, b_lo[i], np.inf))
+                blocks.append(self._row(cols[i], 1.0, W_hi[i], prev, -np.inf, b_hi[i]))
         for i in unstable:
             slope = upper[i] / (upper[i] - lower[i])
-            blocks.append(self._row(cols[i], 1.0, layer.W[i], prev, layer.b[i], np.inf))  # h >= W h_prev + b
-            blocks.append(self._row(cols[i], 1.0, slope * layer.W[i], prev, -np.inf, slope * (layer.b[i] - lower[i])))
+            blocks.append(self._row(cols[i], 1.0, W_lo[i], prev, b_lo[i], np.inf))  # h >= W h_prev + b
+            blocks.append(self._row(cols[i], 1.0, slope * W_hi[i], prev, -np.inf, slope * (b_hi[i] - lower[i])))
         if self.binaries and unstable.shape[0]:
             v_cols = self._add_cols(np.zeros(unstable.shape[0]), np.ones(unstable.shape[0]))
             self.indicator_cols = np.concatenate([self.indicator_cols, v_cols.astype(np.int32)])
@@ -125,7 +144,7 @@ class LpTightener:
                 own = np.array([cols[i], v])
                 blocks.append((own, np.array([1.0, -upper[i]]), -np.inf, 0.0))  # h <= u v
                 # h <= W h_prev + b - l (1 - v)
-                blocks.append(self._row(own, np.array([1.0, -lower[i]]), layer.W[i], prev, -np.inf, layer.b[i] - lower[i]))
+                blocks.append(self._row(own, np.array([1.0, -lower[i]]), W_hi[i], prev, -np.inf, b_hi[i] - lower[i]))
         if blocks:
             self._add_rows(blocks)
 
@@ -230,18 +249,21 @@ class LpTightener:
         def minimum(cost: np.ndarray) -> float | None:
             return self._milp_minimum(cost, neuron_time_limit) if exact else self._minimum(cost)
 
+        W_lo, b_lo, W_hi, b_hi = self.affine_band(k)
         try:
             for i in targets:
                 cost = np.zeros(n_cols)
-                cost[prev] = layer.W[i]
-                neg_max = minimum(-cost)
+                cost[prev] = -W_hi[i]
+                neg_max = minimum(cost)
                 if neg_max is not None:
-                    upper[i] = min(upper[i], -neg_max + layer.b[i] + ROUNDING_SLACK * (1 + abs(neg_max)))
+                    upper[i] = min(upper[i], -neg_max + b_hi[i] + ROUNDING_SLACK * (1 + abs(neg_max)))
                 if layer.activation == "relu" and upper[i] <= 0:
                     continue
+                cost = np.zeros(n_cols)
+                cost[prev] = W_lo[i]
                 low = minimum(cost)
                 if low is not None:
-                    lower[i] = max(lower[i], low + layer.b[i] - ROUNDING_SLACK * (1 + abs(low)))
+                    lower[i] = max(lower[i], low + b_lo[i] - ROUNDING_SLACK * (1 + abs(low)))
         finally:
             if exact:
                 self._set_integrality(False)

@@ -30,6 +30,27 @@ the binaries, the big-M constants and the bounds of ``z``. A neuron whose shifte
 ``<= 0`` stays fixed at 0. The caller must make the bounds of the *later* layers sound for the shifted
 network. Without shifts (the default) the encoding is exactly the plain one above.
 
+Parameter bands (the hook for parameter robustness, :mod:`robustmip.params`):
+``encode(..., parameter_band={k: ParameterBand(R, rho)})`` lets layer ``k``'s weights and biases move
+independently within ``W0 - R <= W <= W0 + R`` and ``b0 - rho <= b <= b0 + rho`` (``R >= 0``
+float64 ``(n_k, n_{k-1})``, ``rho >= 0`` ``(n_k,)``). For a fixed input ``h`` the set of reachable
+``a = W h + b`` is, row by row, exactly ``|a - W0 h - b0| <= R |h| + rho``, so each equality
+``a_j = W0_j h + b0_j`` above becomes the two rows::
+
+    a_j - sum_i (W0_ji + R_ji s_i) h_i - sum_{i mixed} R_ji t_i <= b0_j + rho_j
+    a_j - sum_i (W0_ji - R_ji s_i) h_i + sum_{i mixed} R_ji t_i >= b0_j - rho_j
+
+where ``s_i = +1`` when the bounds give ``h_i >= 0`` (pixels, ReLU outputs), ``-1`` when ``h_i <= 0``,
+and for an entry of either sign ("mixed": an identity layer before, normalised inputs) the exact sign
+split ``t_i = |h_i|`` with one binary ``g_i`` (``h_i >= l_i (1 - g_i)``, ``h_i <= u_i g_i``,
+``t_i >= +-h_i``, ``t_i <= h_i - 2 l_i (1 - g_i)``, ``t_i <= -h_i + 2 u_i g_i``). Stable neurons are
+decided by the bounds as above, so the bounds must be sound for the whole parameter box (see
+:mod:`robustmip.params.bounds`). With ``ParameterBand(R, rho, scale=v)`` for a Pyomo variable (or
+expression) ``v >= 0`` the radii become ``v R`` and ``v rho``: linear only when the layer's input is
+fixed, so it is accepted for layer 0 with a zero-width input box (the largest-radius MILP). A band
+on the output layer turns :meth:`EncodedNetwork.relax_for_objective` off (its argument needs fixed
+output weights). Without bands the encoding is exactly the plain one.
+
 The returned :class:`EncodedNetwork` exposes the input variables, each layer's output variables and the
 binaries, so callers add their own constraints and objectives (see :mod:`robustmip.milp.objectives`).
 """
@@ -61,6 +82,7 @@ class EncodedNetwork:
         preactivations: per layer the pre-activation variables of its unstable ReLUs, or ``None``.
         bounds: the bounds the encoding was built from.
         build_seconds: time spent building the block.
+        bands: the parameter bands it was built with (layer -> :class:`ParameterBand`).
     """
 
     block: pyo.Block
@@ -71,6 +93,7 @@ class EncodedNetwork:
     bounds: Bounds
     net: Network
     build_seconds: float = 0.0
+    bands: dict[int, ParameterBand] = field(default_factory=dict)
     _relaxed: set[int] = field(default_factory=set)
 
     @property
@@ -87,15 +110,22 @@ class EncodedNetwork:
         values = [self.inputs[i].value for i in range(self.net.n_inputs)]
         return np.array([centre[i] if v is None else v for i, v in enumerate(values)], dtype=np.float64)
 
-    def set_point(self, x: np.ndarray) -> None:
+    def set_point(self, x: np.ndarray, net: Network | None = None) -> None:
         """Give every encoding variable its value at input ``x`` (float64 forward pass): a MIP start.
 
         ``x`` must lie in the input box; binaries take the sign of their (unshifted) pre-activation.
+        ``net`` (default: the encoded one) is the network whose forward pass gives the values: with
+        parameter bands, any network whose parameters lie in the bands (e.g. a falsifier's).
         """
         x = np.clip(np.asarray(x, dtype=np.float64).reshape(-1), self.bounds.input_lower, self.bounds.input_upper)
         for i in range(self.net.n_inputs):
             self.inputs[i].set_value(float(x[i]), skip_validation=True)
-        _, pre = self.net.forward(x, return_preactivations=True)
+        signs = self.block.component("sign0")
+        if signs is not None:
+            for i in signs:
+                signs[i].set_value(1.0 if x[i] >= 0 else 0.0, skip_validation=True)
+                self.block.component("mag0")[i].set_value(abs(float(x[i])), skip_validation=True)
+        _, pre = (net or self.net).forward(x, return_preactivations=True)
         for k, (layer, a) in enumerate(zip(self.net.layers, pre)):
             h = np.maximum(a, 0.0) if layer.activation == "relu" else a
             for j in range(layer.n_out):
@@ -106,9 +136,35 @@ class EncodedNetwork:
                     if not self.binaries[k][j].fixed:  # fixed: dropped by relax_for_objective
                         self.binaries[k][j].set_value(1.0 if a[j] > 0 else 0.0, skip_validation=True)
                     self.preactivations[k][j].set_value(float(a[j]), skip_validation=True)
+            signs = self.block.component(f"sign{k + 1}")
+            if signs is not None:  # the sign split of h_k, input of a banded layer k + 1
+                for i in signs:
+                    signs[i].set_value(1.0 if h[i] >= 0 else 0.0, skip_validation=True)
+                    self.block.component(f"mag{k + 1}")[i].set_value(abs(float(h[i])), skip_validation=True)
 
     def n_binaries(self) -> int:
         return sum(len(v) for v in self.binaries if v is not None)
+
+    def layer_input_values(self, k: int) -> np.ndarray:
+        """Solution values of layer ``k``'s input ``h_{k-1}`` (the input vector for ``k = 0``), float64."""
+        if k == 0:
+            return self.input_values()
+        return np.array([_value(self.outputs[k - 1][j]) for j in range(self.net.layers[k - 1].n_out)])
+
+    def preactivation_values(self, k: int) -> np.ndarray:
+        """Solution values of layer ``k``'s pre-activation ``a_k``, float64 ``(n_k,)``.
+
+        ``a_j`` is the variable of an unstable ReLU, the output itself for an identity layer or a
+        stably active ReLU; a stably inactive ReLU has none (any value ``<= 0`` fits): NaN.
+        """
+        values = np.full(self.net.layers[k].n_out, np.nan)
+        unstable = self.preactivations[k]
+        for j in range(values.shape[0]):
+            if unstable is not None and j in unstable:
+                values[j] = _value(unstable[j])
+            elif not self.outputs[k][j].fixed:
+                values[j] = _value(self.outputs[k][j])
+        return values
 
     def relax_for_objective(self, output_coefficients: np.ndarray | None) -> None:
         """Fit the encoding to minimising ``c^T z_out`` (or to a constraint ``c^T z_out <= d``).
@@ -125,6 +181,8 @@ class EncodedNetwork:
         """
         k = len(self.net.layers) - 2
         if k < 0 or self.binaries[k] is None or self.net.layers[-1].activation != "identity":
+            return
+        if len(self.net.layers) - 1 in self.bands:  # the output weights move: no monotone argument
             return
         weights = (
             np.zeros(self.net.layers[k].n_out)
@@ -157,6 +215,101 @@ class PreactivationShift(NamedTuple):
     upper: np.ndarray
 
 
+class ParameterBand(NamedTuple):
+    """Independent weight and bias radii of one layer (see the module docstring).
+
+    Attributes:
+        R: float64 ``(n_k, n_{k-1})``, ``>= 0``: ``W`` lies in ``[W0 - R, W0 + R]``.
+        rho: float64 ``(n_k,)``, ``>= 0``: ``b`` lies in ``[b0 - rho, b0 + rho]``.
+        scale: None, or a Pyomo variable/expression ``v >= 0`` multiplying both radii (layer 0 with a
+            fixed input only).
+    """
+
+    R: np.ndarray
+    rho: np.ndarray
+    scale: Any = None
+
+
+def _value(var) -> float:
+    return float(var.value) if var.value is not None else 0.0
+
+
+def _check_band(net: Network, k: int, band: ParameterBand, input_lower: np.ndarray, input_upper: np.ndarray) -> None:
+    layer = net.layers[k]
+    R, rho = np.asarray(band.R, dtype=np.float64), np.asarray(band.rho, dtype=np.float64)
+    if R.shape != layer.W.shape or rho.shape != layer.b.shape:
+        raise InvalidInput(f"parameter_band of layer {k} needs R of shape {layer.W.shape} and rho of shape "
+                           f"{layer.b.shape}, got {R.shape} and {rho.shape}")
+    if not (np.isfinite(R).all() and np.isfinite(rho).all()) or (R < 0).any() or (rho < 0).any():
+        raise InvalidInput(f"parameter_band of layer {k} needs finite radii >= 0")
+    if band.scale is not None and (k != 0 or not np.array_equal(input_lower, input_upper)):
+        raise InvalidInput("a scaled parameter band is linear only on layer 0 with a fixed input "
+                           "(zero-width input box)")
+
+
+def _sign_split(block: pyo.Block, k: int, prev: pyo.Var, idx: np.ndarray, lower: np.ndarray,
+                upper: np.ndarray) -> pyo.Var:
+    """``t_i = |h_i|`` for the entries ``idx`` of ``h`` (= ``prev``) whose sign the bounds leave open.
+
+    One binary ``g_i`` (1: ``h_i >= 0``) and five rows each (see the module docstring); returns ``t``.
+    """
+    ids = idx.tolist()
+    t = pyo.Var(ids, bounds=lambda _, i: (0.0, float(max(-lower[i], upper[i]))))
+    g = pyo.Var(ids, domain=pyo.Binary)
+    block.add_component(f"mag{k}", t)
+    block.add_component(f"sign{k}", g)
+    lo, up = {i: float(lower[i]) for i in ids}, {i: float(upper[i]) for i in ids}
+    rows = {
+        "neg": lambda _, i: prev[i] >= lo[i] * (1 - g[i]),
+        "pos": lambda _, i: prev[i] <= up[i] * g[i],
+        "ge_pos": lambda _, i: t[i] >= prev[i],
+        "ge_neg": lambda _, i: t[i] >= -prev[i],
+        "le_pos": lambda _, i: t[i] <= prev[i] - 2.0 * lo[i] * (1 - g[i]),
+        "le_neg": lambda _, i: t[i] <= -prev[i] + 2.0 * up[i] * g[i],
+    }
+    for name, rule in rows.items():
+        block.add_component(f"mag{k}_{name}", pyo.Constraint(ids, rule=rule))
+    return t
+
+
+def _band_exprs(
+    block: pyo.Block, k: int, layer, band: ParameterBand, prev: pyo.Var, keep: np.ndarray,
+    h_lower: np.ndarray, h_upper: np.ndarray,
+) -> tuple[dict[int, Any], dict[int, Any]]:
+    """``(low, high)``: per neuron the two sides of ``W0 h + b0 -+ (R |h| + rho)`` as expressions."""
+    R, rho = np.asarray(band.R, dtype=np.float64), np.asarray(band.rho, dtype=np.float64)
+    if band.scale is not None:  # fixed input: the band is scale * (R |x| + rho), a constant per row
+        x = h_lower
+        width = R @ np.abs(x) + rho
+        centre = layer.W @ x + layer.b
+        low = {j: float(centre[j]) - float(width[j]) * band.scale for j in range(layer.n_out)}
+        high = {j: float(centre[j]) + float(width[j]) * band.scale for j in range(layer.n_out)}
+        return low, high
+    sign = np.where(h_lower >= 0.0, 1.0, np.where(h_upper <= 0.0, -1.0, 0.0))
+    mixed = keep[sign[keep] == 0.0]
+    t = _sign_split(block, k, prev, mixed, h_lower, h_upper) if mixed.size else None
+    low, high = {}, {}
+    for j in range(layer.n_out):
+        r_row = R[j] * sign
+        low[j] = _affine_expr(layer.W[j] - r_row, layer.b[j] - rho[j], prev, keep)
+        high[j] = _affine_expr(layer.W[j] + r_row, layer.b[j] + rho[j], prev, keep)
+        if t is not None:
+            used = mixed[R[j, mixed] != 0.0]
+            if used.size:
+                low[j] = low[j] - sum(float(R[j, i]) * t[int(i)] for i in used)
+                high[j] = high[j] + sum(float(R[j, i]) * t[int(i)] for i in used)
+    return low, high
+
+
+def _link(block: pyo.Block, name: str, index: list[int], var, low: Mapping[int, Any], high: Mapping[int, Any]) -> None:
+    """``var[j] == low[j]`` when ``low is high`` (no band), else ``low[j] <= var[j] <= high[j]`` as two rows."""
+    if low is high:
+        block.add_component(name, pyo.Constraint(index, rule=lambda _, j: var[j] == low[j]))
+        return
+    block.add_component(f"{name}_lo", pyo.Constraint(index, rule=lambda _, j: var[j] >= low[j]))
+    block.add_component(f"{name}_hi", pyo.Constraint(index, rule=lambda _, j: var[j] <= high[j]))
+
+
 def _shifted_bounds(
     net: Network, k: int, shift: PreactivationShift, lower: np.ndarray, upper: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -186,6 +339,7 @@ def encode(
     bounds: Bounds,
     block: pyo.Block | None = None,
     preactivation_shift: Mapping[int, PreactivationShift] | None = None,
+    parameter_band: Mapping[int, ParameterBand] | None = None,
 ) -> EncodedNetwork:
     """Build the big-M encoding of ``net`` over the box of ``bounds`` into ``block``.
 
@@ -195,17 +349,25 @@ def encode(
         block: an existing (empty) Pyomo block or model to build into; a new ``ConcreteModel`` if None.
         preactivation_shift: ReLU layer index -> :class:`PreactivationShift` added to that layer's
             pre-activations before the ReLU (see the module docstring); None for the plain network.
+        parameter_band: layer index -> :class:`ParameterBand`: that layer's weights and biases move
+            within the band (see the module docstring); ``bounds`` must be sound for it.
     """
     if len(bounds.lower) != len(net.layers):
         raise InvalidInput("bounds were computed for a different network (layer count differs)")
     shifts = dict(preactivation_shift or {})
     if any(not 0 <= k < len(net.layers) for k in shifts):
         raise InvalidInput(f"preactivation_shift names layers {sorted(shifts)}; the network has {len(net.layers)}")
+    bands = dict(parameter_band or {})
+    if any(not 0 <= k < len(net.layers) for k in bands):
+        raise InvalidInput(f"parameter_band names layers {sorted(bands)}; the network has {len(net.layers)}")
+    for k, band in bands.items():
+        _check_band(net, k, band, bounds.input_lower, bounds.input_upper)
     start = time.perf_counter()
     block = pyo.ConcreteModel() if block is None else block
     n0 = net.n_inputs
     block.x = pyo.Var(range(n0), bounds=lambda _, i: (float(bounds.input_lower[i]), float(bounds.input_upper[i])))
     prev: pyo.Var = block.x
+    prev_bounds = (bounds.input_lower, bounds.input_upper)
     keep = np.arange(n0)
     outputs: list[pyo.Var] = []
     binaries: list[pyo.Var | None] = []
@@ -219,11 +381,16 @@ def encode(
             h_lo, h_up = np.maximum(lower, 0.0), np.maximum(upper, 0.0)
         h = pyo.Var(range(layer.n_out), bounds=lambda _, j: (float(h_lo[j]), float(h_up[j])))
         block.add_component(f"h{k}", h)
-        pre = {j: _affine_expr(layer.W[j], layer.b[j], prev, keep) for j in range(layer.n_out)}
+        if k in bands:
+            low, high = _band_exprs(block, k, layer, bands[k], prev, keep, *prev_bounds)
+        else:
+            low = high = {j: _affine_expr(layer.W[j], layer.b[j], prev, keep) for j in range(layer.n_out)}
         if shift is not None:
-            pre = {j: pre[j] + shift.expr(j) for j in range(layer.n_out) if upper[j] > 0.0}
+            shifted = {j: low[j] + shift.expr(j) for j in range(layer.n_out) if upper[j] > 0.0}
+            high = shifted if high is low else {j: high[j] + shift.expr(j) for j in shifted}
+            low = shifted
         if layer.activation == "identity":
-            block.add_component(f"affine{k}", pyo.Constraint(range(layer.n_out), rule=lambda _, j: h[j] == pre[j]))
+            _link(block, f"affine{k}", list(range(layer.n_out)), h, low, high)
             binaries.append(None)
             preactivations.append(None)
             next_keep = np.arange(layer.n_out)
@@ -233,15 +400,13 @@ def encode(
             unstable = np.flatnonzero((lower < 0.0) & (upper > 0.0))
             for j in inactive:
                 h[int(j)].fix(0.0)
-            block.add_component(
-                f"active{k}", pyo.Constraint(active.tolist(), rule=lambda _, j: h[j] == pre[j])
-            )
+            _link(block, f"active{k}", active.tolist(), h, low, high)
             v = pyo.Var(unstable.tolist(), domain=pyo.Binary)
             block.add_component(f"v{k}", v)
             u_idx = unstable.tolist()
             a = pyo.Var(u_idx, bounds=lambda _, j: (float(lower[j]), float(upper[j])))
             block.add_component(f"a{k}", a)
-            block.add_component(f"pre{k}", pyo.Constraint(u_idx, rule=lambda _, j: a[j] == pre[j]))
+            _link(block, f"pre{k}", u_idx, a, low, high)
             block.add_component(f"relu_ge{k}", pyo.Constraint(u_idx, rule=lambda _, j: h[j] >= a[j]))
             block.add_component(
                 f"relu_on{k}", pyo.Constraint(u_idx, rule=lambda _, j: h[j] <= float(upper[j]) * v[j])
@@ -254,7 +419,7 @@ def encode(
             preactivations.append(a)
             next_keep = np.setdiff1d(np.arange(layer.n_out), inactive)
         outputs.append(h)
-        prev, keep = h, next_keep
+        prev, keep, prev_bounds = h, next_keep, (h_lo, h_up)
     return EncodedNetwork(
         block=block,
         inputs=block.x,
@@ -264,4 +429,5 @@ def encode(
         bounds=bounds,
         net=net,
         build_seconds=time.perf_counter() - start,
+        bands=bands,
     )
