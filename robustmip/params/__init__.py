@@ -1,0 +1,1 @@
+"""Parameter and quantization robustness (filled in below)."""
