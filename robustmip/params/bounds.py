@@ -33,6 +33,17 @@ ParamBoundsMethod = Literal["interval", "lp"]
 PARAM_BOUNDS_METHODS: tuple[str, ...] = ("interval", "lp")
 
 
+def check_input_box(net: Network, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The input box as float64 ``(n_inputs,)`` arrays; InvalidInput unless finite with lower <= upper."""
+    lower = np.asarray(lower, dtype=np.float64).reshape(-1)
+    upper = np.asarray(upper, dtype=np.float64).reshape(-1)
+    if lower.shape != (net.n_inputs,) or upper.shape != (net.n_inputs,):
+        raise InvalidInput(f"the input box needs {net.n_inputs} entries, got {lower.size} and {upper.size}")
+    if not (np.isfinite(lower).all() and np.isfinite(upper).all()) or (lower > upper).any():
+        raise InvalidInput("the input box must be finite with lower <= upper")
+    return lower, upper
+
+
 def compute_param_bounds(
     net: Network,
     box: ParamBox,
@@ -52,12 +63,10 @@ def compute_param_bounds(
     if method not in PARAM_BOUNDS_METHODS:
         raise InvalidInput(f"parameter bounds method must be one of {PARAM_BOUNDS_METHODS}, got {method!r}")
     box.check(net)
-    lower = np.asarray(lower, dtype=np.float64).reshape(-1)
-    upper = np.asarray(upper, dtype=np.float64).reshape(-1)
-    if lower.shape != (net.n_inputs,) or upper.shape != (net.n_inputs,) or (lower > upper).any():
-        raise InvalidInput(f"the input box needs {net.n_inputs} entries with lower <= upper")
+    lower, upper = check_input_box(net, lower, upper)
     start = time.perf_counter()
-    result = Bounds(lower, upper, [], [], f"param-{method}", activations=tuple(layer.activation for layer in net.layers))
+    activations = tuple(layer.activation for layer in net.layers)
+    result = Bounds(lower, upper, [], [], f"param-{method}", activations=activations)
     tightener = ParamLpTightener(net, box, lower, upper, threads, deadline) if method == "lp" else None
     for k, layer in enumerate(net.layers):
         h_lo, h_up = result.post_activation(k - 1)

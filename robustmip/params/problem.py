@@ -38,7 +38,7 @@ from robustmip.milp.options import SolveOptions
 from robustmip.milp.problem import unknown_reason
 from robustmip.network import Network
 from robustmip.params.attack import ParamAttack, param_pgd
-from robustmip.params.bounds import PARAM_BOUNDS_METHODS, compute_param_bounds
+from robustmip.params.bounds import PARAM_BOUNDS_METHODS, check_input_box, compute_param_bounds
 from robustmip.params.box import ParamBox
 from robustmip.params.realise import realise_solution
 from robustmip.spec import OutputConjunction, disjunction_slack
@@ -103,6 +103,7 @@ class ParamOptimum:
         value: ``c^T y`` of the witness's realised network at ``x`` in float64 (always attained).
         bound: the solver's proven bound (below for ``min``, above for ``max``), or None.
         x, network: the witness input and realised parameters.
+        reference_value: for a pair of networks, the reference's value at ``x`` (float64).
     """
 
     status: str
@@ -111,6 +112,7 @@ class ParamOptimum:
     bound: float | None
     x: np.ndarray | None = None
     network: Network | None = None
+    reference_value: float | None = None
     reason: str = ""
     times: dict = field(default_factory=dict)
 
@@ -153,10 +155,7 @@ class ParamProblem:
         self.method = param_bounds_method(self.options)
         box.check(net)
         self.net, self.box = net, box
-        self.lower = np.asarray(lower, dtype=np.float64).reshape(-1)
-        self.upper = np.asarray(upper, dtype=np.float64).reshape(-1)
-        if self.lower.shape != (net.n_inputs,) or self.upper.shape != (net.n_inputs,) or (self.lower > self.upper).any():
-            raise InvalidInput(f"the input box needs {net.n_inputs} entries with lower <= upper")
+        self.lower, self.upper = check_input_box(net, lower, upper)
         self._bounds: Bounds | None = None
         self._enc: EncodedNetwork | None = None
         self.times = {"falsify": 0.0, "bounds": 0.0, "build": 0.0, "solve": 0.0}
