@@ -227,6 +227,23 @@ def _is_size_limit(exc: Exception) -> bool:
     return "size-limited" in text or "10010" in text or "Model too large" in text
 
 
+def _loaded_matches(model: pyo.Block, objective: float) -> bool:
+    """Whether the variables' loaded values give the incumbent objective the solver reported.
+
+    HiGHS 1.16.0 (highspy) was seen to return a MIP start as ``col_value`` with status optimal and the
+    optimum's objective when its presolve solved the model outright (reproduced in plain highspy from
+    an MPS file; any later ``run()`` returns the same start until ``clearSolver()``).
+    """
+    active = next(model.component_data_objects(pyo.Objective, active=True, descend_into=True), None)
+    if active is None:
+        return True
+    try:
+        value = float(pyo.value(active.expr))
+    except (ValueError, TypeError):  # a variable without a value: nothing was loaded for it
+        return False
+    return abs(value - objective) <= 1e-6 * (1.0 + abs(objective))
+
+
 class MilpSolver:
     """A persistent MILP solver.
 
@@ -262,6 +279,7 @@ class MilpSolver:
         self.verbose = verbose
         self.options = dict(options or {})
         self._appsi = _make_appsi(solver)
+        self._retrying = False
         unknown = _unknown_options(solver, self.options)
         if unknown:
             raise InvalidInput(f"{solver} has no option(s) {unknown}")
@@ -370,6 +388,21 @@ class MilpSolver:
             status = "infeasible" if objective >= decide_below and proven else "feasible"
         if has_solution:
             results.solution_loader.load_vars()
+            if self.name == "highs" and not self._retrying and not _loaded_matches(model, objective):
+                # HiGHS 1.16 can hand back a MIP start (set in this or an earlier run) as its solution
+                # while reporting the optimum's objective; clearing its stored solution and solving
+                # again cold gives the optimum's point (see _loaded_matches).
+                self._appsi._solver_model.clearSolver()
+                left = None if limit is None else limit - seconds
+                if left is not None and left <= 0:
+                    return SolveResult("error", None, bound, False, seconds, self.name, "stale HiGHS solution")
+                self._retrying = True
+                try:
+                    again = self.solve(model, left, decide_below=decide_below, focus=focus)
+                finally:
+                    self._retrying = False
+                again.seconds += seconds
+                return again
         if status == "error" and has_solution:
             status = "feasible"
         return SolveResult(status, objective, bound, has_solution, seconds, self.name, str(condition))
