@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("verify", "train", "prune", "study", "demo")
+COMMAND_MODULES = ("verify", "train", "prune", "study", "demo", "params")
 """Modules of :mod:`robustmip.cli` that each register their subcommands with ``add_parsers``."""
 
 
