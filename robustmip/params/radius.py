@@ -8,8 +8,11 @@ radius below ``lower`` is proven to keep the label, and a witness at radius ``up
 ``milp`` (only layer 0 perturbed, a fixed input): ``a_1 = W0 x + b0 + delta * (R|x| + rho) Delta`` is
     linear in ``(a_1, delta)`` for a fixed ``x``, so one MILP minimises ``delta`` subject to some
     class reaching the label's logit (:class:`~robustmip.milp.encode.ParameterBand` with a scale
-    variable). Its proven bound is ``lower``; its optimum is a tie, so the witness's offsets are
-    pushed a little further (``delta (1 + 10^-6)``, then ``10^-4``, ``10^-2``) until it strictly flips.
+    variable). Its bounds (and big-M constants) are those of the largest radius searched, so
+    ``param_pgd`` first looks for a flip at ``max_delta / 2^10``, doubling up to ``max_delta``, and
+    the MILP searches ``[0, the first radius that flips]``. Its proven bound is ``lower``; its
+    optimum is a tie, so the witness's offsets are pushed a little further (``delta (1 + 10^-6)``,
+    then ``10^-4``, ``10^-2``) until it strictly flips.
 ``bisection`` (any layers, an input box): decisions of :func:`verify_parameter_robustness` at
     the midpoint of ``[lower, upper]`` until ``upper - lower <= tol * upper``.
 """
@@ -27,7 +30,7 @@ from robustmip.milp.encode import ParameterBand, encode
 from robustmip.milp.objectives import add_disjunction
 from robustmip.milp.options import SolveOptions
 from robustmip.network import Network
-from robustmip.params.attack import ParamAttack
+from robustmip.params.attack import ParamAttack, param_pgd
 from robustmip.params.bounds import compute_param_bounds
 from robustmip.params.box import ParamBox, check_delta
 from robustmip.params.problem import param_bounds_method
@@ -97,10 +100,26 @@ def _strict_flip(net: Network, x: np.ndarray, label: int, candidate: Network) ->
     return bool(np.max(np.delete(logits, label)) > logits[label])
 
 
+def _first_flip(net: Network, x: np.ndarray, label: int, unit: ParamBox, max_delta: float) -> float:
+    """The smallest radius ``max_delta / 2^k`` (``k = 10 .. 0``) at which ``param_pgd`` flips the label
+    (re-checked), else ``max_delta``."""
+    targets = [t for t in range(net.n_outputs) if t != label]
+    conjunctions = robustness_conjunctions(net.n_outputs, label, targets)
+    for k in range(10, -1, -1):
+        radius = max_delta / 2 ** k
+        box = unit.scaled(radius)
+        point, deltas, _ = param_pgd(net, box, x, x, conjunctions, ParamAttack())
+        if _strict_flip(net, point, label, box.realise(net, deltas)):
+            return radius
+    return max_delta
+
+
 def _radius_milp(net: Network, x: np.ndarray, label: int, unit: ParamBox, options: SolveOptions,
                  max_delta: float) -> RadiusResult:
     start = time.perf_counter()
     deadline = options.deadline()
+    max_delta = _first_flip(net, x, label, unit, max_delta)
+    falsify = time.perf_counter() - start
     bounds = compute_param_bounds(net, unit.scaled(max_delta), x, x, param_bounds_method(options),  # type: ignore
                                   deadline, options.threads)
     m = pyo.ConcreteModel()
@@ -112,7 +131,7 @@ def _radius_milp(net: Network, x: np.ndarray, label: int, unit: ParamBox, option
     slack = add_disjunction(enc, robustness_conjunctions(net.n_outputs, label, targets), "flip")
     slack.setlb(0.0)
     m.objective = pyo.Objective(expr=m.delta, sense=pyo.minimize)
-    times = {"bounds": bounds.seconds}
+    times = {"falsify": falsify, "bounds": bounds.seconds}
     result = options.engine.solve(m, deadline.left())
     times["solve"] = result.seconds
     if result.status == "infeasible":
