@@ -13,7 +13,8 @@ a tie is no change). The verdict rules are those of :mod:`robustmip.milp.problem
   does, ``pgd`` from :func:`robustmip.params.attack.param_pgd`, ``milp``);
 * otherwise ``unknown``, with the reason (a time limit, a solver point that failed the re-check).
 
-Each question first runs ``param_pgd``; its point is re-checked, and otherwise it is the MIP start.
+Each decision first checks the (millisecond) interval bounds, then runs ``param_pgd``; its point is
+re-checked, and otherwise it is the MIP start.
 Then one MILP per conjunction on one persistent encoding (the box's bands on the plain encoding of
 :func:`robustmip.milp.encode.encode`). ``decide`` mode asks only "is the slack above 0?" with the
 solver's cutoff; ``optimise`` mode maximises the slack, so that ``margin`` is the proven largest
@@ -165,7 +166,7 @@ class ParamProblem:
         if self._bounds is None:
             self._bounds = compute_param_bounds(self.net, self.box, self.lower, self.upper, self.method,  # type: ignore[arg-type]
                                                 deadline, self.options.threads)
-            self.times["bounds"] = self._bounds.seconds
+            self.times["bounds"] += self._bounds.seconds
         return self._bounds
 
     @property
@@ -194,6 +195,13 @@ class ParamProblem:
         return self.verdict("flips", margin=slack, proof=proof, x=x, network=network, outputs=outputs,
                             nominal_outputs=self.net.forward(x))
 
+    def _interval_proves(self, conjunctions: Sequence[OutputConjunction], strict: bool) -> bool:
+        """Whether interval bounds (milliseconds, before any search) already exclude every conjunction."""
+        start = time.perf_counter()
+        bounds = compute_param_bounds(self.net, self.box, self.lower, self.upper, "interval")
+        self.times["bounds"] += time.perf_counter() - start
+        return all(not is_flip(slack_upper_bound(bounds, c), strict) for c in conjunctions)
+
     def search(self, conjunctions: Sequence[OutputConjunction], attack: ParamAttack,
                strict: bool) -> tuple[ParamVerdict | None, np.ndarray, Network]:
         """``param_pgd``: its re-checked verdict (or None), and its point and network as a MIP start."""
@@ -221,6 +229,9 @@ class ParamProblem:
         found = self.check(centre, self.net, conjunctions, strict, "nominal")
         if found is not None:
             return found
+        if not optimise and self._interval_proves(conjunctions, strict):
+            return self.verdict("robust", proof="bounds",
+                                reason="interval bounds over both boxes exclude the condition")
         start_x, start_net = centre, self.net
         if attack is not None:
             found, start_x, start_net = self.search(conjunctions, attack, strict)
