@@ -1,6 +1,8 @@
-"""Training: one loop (:mod:`~robustmip.training.loops`) and pluggable objectives (standard, PGD, ...)."""
+"""Training: one loop (:mod:`~robustmip.training.loops`) and pluggable objectives (standard, PGD, APP, AWP, ...)."""
 
 from robustmip.attacks.gradient import PGDConfig
+from robustmip.training.app import APP
+from robustmip.training.awp import AWP
 from robustmip.training.loops import (
     OPTIMIZERS,
     EpochStats,
@@ -20,6 +22,6 @@ from robustmip.training.objectives import (
 )
 
 __all__ = [
-    "OPTIMIZERS", "CrossEntropy", "EpochStats", "History", "LossOutput", "Objective", "PGDAdversarial", "PGDConfig",
-    "Ramp", "StepContext", "default_device", "ramp_eps", "retrain", "train",
+    "APP", "AWP", "OPTIMIZERS", "CrossEntropy", "EpochStats", "History", "LossOutput", "Objective", "PGDAdversarial",
+    "PGDConfig", "Ramp", "StepContext", "default_device", "ramp_eps", "retrain", "train",
 ]
