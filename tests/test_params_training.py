@@ -53,7 +53,7 @@ def test_app_loss_mixes_clean_and_worst_case_and_has_gradients():
     out = APP(eps=0.02, lam=0.05, kappa=0.3).loss(model, x, y, ctx)
     lower, upper = interval_bounds(model, (x - 0.02).clamp(0, 1), (x + 0.02).clamp(0, 1), app_radius(0.05))
     expected = 0.3 * F.cross_entropy(model(x), y) + 0.7 * F.cross_entropy(worst_case_logits(lower, upper, y), y)
-    assert float(out.loss) == pytest.approx(float(expected))
+    assert float(out.loss.detach()) == pytest.approx(float(expected.detach()))
     out.loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     worst = worst_case_logits(lower, upper, y)
