@@ -71,7 +71,7 @@ def test_awp_moves_each_weight_matrix_by_gamma_of_its_norm_and_undoes_it():
     moves = awp.perturbation(model, x, y)
     assert len(moves) == 3  # the three weight matrices, no biases
     for w, move in moves:
-        assert float(move.norm()) == pytest.approx(0.02 * float(w.norm()))
+        assert float(move.norm()) == pytest.approx(0.02 * float(w.detach().norm()))
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     ctx = StepContext(epoch=1, step=0, steps_per_epoch=1, generator=torch.Generator().manual_seed(0))
