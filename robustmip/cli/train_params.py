@@ -20,7 +20,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--app-lambda", type=nonneg_float, default=0.05, help="APP parameter scale (default 0.05)")
     group.add_argument("--app-radius", choices=("tanh", "abs"), default="tanh",
                        help="APP radius: lambda tanh(s p^2)/m (default) or lambda |p|")
-    group.add_argument("--app-s", type=pos_float, default=100.0, help="APP tanh radius s (default 100)")
+    group.add_argument("--app-s", type=pos_float, default=10.0,
+                       help="APP tanh radius s (default 10: below lambda |p| for |p| < 0.1, at most lambda)")
     group.add_argument("--app-m", type=pos_float, default=1.0, help="APP tanh radius m (default 1)")
     group.add_argument("--app-kappa", type=nonneg_float, default=0.5,
                        help="APP weight of the clean cross-entropy, in [0, 1] (default 0.5)")

@@ -177,7 +177,7 @@ class ParamBox:
         return cls(radii, f"relative delta={delta:g} on layers {chosen}")
 
     @classmethod
-    def app(cls, net: Network, lam: float, radius: AppRadius = "tanh", s: float = 100.0, m: float = 1.0,
+    def app(cls, net: Network, lam: float, radius: AppRadius = "tanh", s: float = 10.0, m: float = 1.0,
             layers: Sequence[int] | None = None) -> ParamBox:
         """APP's box: radius ``lam tanh(s p0^2) / m`` (``"tanh"``) or ``lam |p0|`` (``"abs"``) per parameter."""
         lam = check_delta(lam, "lambda")

@@ -24,7 +24,7 @@ from robustmip.training.objectives import LossOutput, Objective, Ramp, StepConte
 from robustmip.training.param_interval import Radius, interval_bounds
 
 
-def app_radius(lam: float, kind: Literal["tanh", "abs"] = "tanh", s: float = 100.0, m: float = 1.0) -> Radius:
+def app_radius(lam: float, kind: Literal["tanh", "abs"] = "tanh", s: float = 10.0, m: float = 1.0) -> Radius:
     """The radius function ``p -> lam tanh(s p^2) / m`` (``tanh``) or ``p -> lam |p|`` (``abs``)."""
     if kind == "tanh":
         return lambda p: lam * torch.tanh(s * p * p) / m
@@ -44,7 +44,7 @@ class APP(Objective):
 
     name = "app"
 
-    def __init__(self, eps: float, lam: float, radius: Literal["tanh", "abs"] = "tanh", s: float = 100.0,
+    def __init__(self, eps: float, lam: float, radius: Literal["tanh", "abs"] = "tanh", s: float = 10.0,
                  m: float = 1.0, kappa: float = 0.5, ramp_epochs: float = 0.0):
         if not (0 <= eps <= 1 and lam >= 0 and 0 <= kappa <= 1 and s > 0 and m > 0 and ramp_epochs >= 0):
             raise InvalidInput(f"APP needs eps in [0, 1], lambda >= 0, kappa in [0, 1], s, m > 0 and ramp_epochs >= 0;"
