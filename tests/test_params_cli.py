@@ -9,22 +9,13 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
+from test_vnnlib import robustness_vnnlib
 
 from robustmip.cli import main
 from robustmip.data import load_dataset, load_demo_network
 from robustmip.io.onnx_model import network_to_onnx
 
 torch.set_num_threads(1)
-
-
-def _vnnlib(x: np.ndarray, label: int, n_out: int = 10) -> str:
-    """A fixed input (zero-width box) and the unsafe condition "some class reaches the label"."""
-    lines = [f"(declare-const X_{i} Real)" for i in range(x.size)]
-    lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
-    for i, v in enumerate(x.reshape(-1)):
-        lines += [f"(assert (<= X_{i} {float(v)!r}))", f"(assert (>= X_{i} {float(v)!r}))"]
-    lines.append("(assert (or " + " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_out) if j != label) + "))")
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +25,7 @@ def files(tmp_path_factory):
     net.save(path / "net.npz")
     onnx.save(network_to_onnx(net), path / "net.onnx")
     test = load_dataset("test", "embedded")
-    (path / "p0.vnnlib").write_text(_vnnlib(test.images[0], int(test.labels[0])))
+    (path / "p0.vnnlib").write_text(robustness_vnnlib(test.images[0], int(test.labels[0]), 0.0))  # a fixed input
     return path
 
 

@@ -39,6 +39,17 @@ from robustmip.errors import InvalidInput
 from robustmip.network import Network
 
 
+def check_input_box(net: Network, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The input box as float64 ``(n_inputs,)`` arrays; InvalidInput for another size or lower > upper."""
+    lower = np.asarray(lower, dtype=np.float64).reshape(-1)
+    upper = np.asarray(upper, dtype=np.float64).reshape(-1)
+    if lower.shape != (net.n_inputs,) or upper.shape != (net.n_inputs,):
+        raise InvalidInput(f"input box must have {net.n_inputs} entries, got {lower.shape} and {upper.shape}")
+    if (lower > upper).any():
+        raise InvalidInput("input box has lower > upper")
+    return lower, upper
+
+
 def compute_bounds(
     net: Network,
     lower: np.ndarray,
@@ -62,12 +73,7 @@ def compute_bounds(
         raise InvalidInput(f"unknown bounds method {method!r}; choose one of {BOUNDS_METHODS}")
     if not milp_neuron_time_limit > 0:
         raise InvalidInput(f"milp_neuron_time_limit must be > 0 seconds, got {milp_neuron_time_limit}")
-    lower = np.asarray(lower, dtype=np.float64).reshape(-1)
-    upper = np.asarray(upper, dtype=np.float64).reshape(-1)
-    if lower.shape != (net.n_inputs,) or upper.shape != (net.n_inputs,):
-        raise InvalidInput(f"input box must have {net.n_inputs} entries, got {lower.shape} and {upper.shape}")
-    if (lower > upper).any():
-        raise InvalidInput("input box has lower > upper")
+    lower, upper = check_input_box(net, lower, upper)
     start = time.perf_counter()
     activations = tuple(layer.activation for layer in net.layers)
     result = Bounds(lower, upper, [], [], method, activations=activations)

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from robustmip.bounds import Bounds, interval_layer
+from robustmip.bounds.compute import check_input_box
 from robustmip.deadline import Deadline
 from robustmip.errors import InvalidInput
 from robustmip.network import Network
@@ -31,17 +32,6 @@ from robustmip.params.lp import ParamLpTightener
 
 ParamBoundsMethod = Literal["interval", "lp"]
 PARAM_BOUNDS_METHODS: tuple[str, ...] = ("interval", "lp")
-
-
-def check_input_box(net: Network, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The input box as float64 ``(n_inputs,)`` arrays; InvalidInput unless finite with lower <= upper."""
-    lower = np.asarray(lower, dtype=np.float64).reshape(-1)
-    upper = np.asarray(upper, dtype=np.float64).reshape(-1)
-    if lower.shape != (net.n_inputs,) or upper.shape != (net.n_inputs,):
-        raise InvalidInput(f"the input box needs {net.n_inputs} entries, got {lower.size} and {upper.size}")
-    if not (np.isfinite(lower).all() and np.isfinite(upper).all()) or (lower > upper).any():
-        raise InvalidInput("the input box must be finite with lower <= upper")
-    return lower, upper
 
 
 def compute_param_bounds(

@@ -29,6 +29,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from robustmip.bounds import Bounds, compute_bounds
+from robustmip.bounds.compute import check_input_box
 from robustmip.deadline import Deadline
 from robustmip.errors import InvalidInput
 from robustmip.layers import AffineLayer
@@ -37,7 +38,7 @@ from robustmip.milp.objectives import add_disjunction
 from robustmip.milp.options import SolveOptions
 from robustmip.milp.problem import unknown_reason
 from robustmip.network import Network
-from robustmip.params.bounds import check_input_box, compute_param_bounds
+from robustmip.params.bounds import compute_param_bounds
 from robustmip.params.box import ParamBox
 from robustmip.params.problem import ParamOptimum, ParamVerdict, param_bounds_method
 from robustmip.params.realise import realise_solution

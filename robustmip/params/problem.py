@@ -31,6 +31,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from robustmip.bounds import Bounds
+from robustmip.bounds.compute import check_input_box
 from robustmip.deadline import Deadline
 from robustmip.errors import InvalidInput
 from robustmip.milp.encode import EncodedNetwork, encode
@@ -39,7 +40,7 @@ from robustmip.milp.options import SolveOptions
 from robustmip.milp.problem import unknown_reason
 from robustmip.network import Network
 from robustmip.params.attack import ParamAttack, param_pgd
-from robustmip.params.bounds import PARAM_BOUNDS_METHODS, check_input_box, compute_param_bounds
+from robustmip.params.bounds import PARAM_BOUNDS_METHODS, compute_param_bounds
 from robustmip.params.box import ParamBox
 from robustmip.params.realise import realise_solution
 from robustmip.spec import OutputConjunction, disjunction_slack

@@ -21,8 +21,7 @@ certification rows go to JSONL as they finish. ``report.md``, CSVs, a PNG and ``
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from robustmip.milp.options import SolveOptions
 from robustmip.network import Network
 from robustmip.parallel import run_instances
 from robustmip.report import _pyplot, markdown_table, write_csv
-from robustmip.studies.runs import load_settings, logger, open_run
+from robustmip.studies.runs import logger, open_run, study_main
 
 METHODS = ("standard", "pgd", "app_tanh", "app_abs", "awp")
 PUBLISHED_ACCURACY = {  # seed 003, CIFAR-10 CNN4: (clean %, AutoAttack %) per eps and method
@@ -229,37 +228,30 @@ def write_report(settings: AppSettings, eval_rows: list[dict], certify_rows: lis
              "Published: seed 003 on CIFAR-10 with a CNN4 and AutoAttack (shown for reference; our attack is "
              "PGD-20 and our data MNIST). The parameter attack and the certificates use the box "
              "|p - p0| <= lambda |p0| on every weight and bias, for every method alike.", ""]
-    table1, csv1 = [], []
+    table1, csv1, table2, csv2 = [], [], [], []
     for eps in settings.eps_values:
         for name, (method, net_eps) in methods.items():
             if net_eps not in (0.0, eps):
                 continue
             e = next(r for r in eval_rows if r["net"] == name)
-            cert = [r for r in certify_rows if r["net"] == name and r["eps"] == eps and r["lambda"] == lam_cert]
-            certified = sum(r["verdict"] == "robust" for r in cert)
+            counts = {}
+            for lam in settings.lambdas:
+                cert = [r for r in certify_rows if r["net"] == name and r["eps"] == eps and r["lambda"] == lam]
+                counts[lam] = {s: sum(r["verdict"] == s for r in cert) for s in ("robust", "flips", "unknown")}
+                csv2.append([eps, method, lam, e[f"attack_{lam:g}"], e["attack_images"], counts[lam]["robust"],
+                             counts[lam]["flips"], counts[lam]["unknown"], len(cert)])
             published = PUBLISHED_ACCURACY.get(round(eps, 6), {}).get(method, ("", ""))
+            certified, total = counts[lam_cert]["robust"], sum(counts[lam_cert].values())
             table1.append([f"{eps:g}", method, published[0], f"{100 * e['clean']:.2f}", published[1],
-                           f"{100 * e['pgd']:.2f}" if net_eps == eps else "", f"{certified}/{len(cert)}"])
-            csv1.append([eps, method, published[0], e["clean"], published[1], e["pgd"], certified, len(cert)])
+                           f"{100 * e['pgd']:.2f}" if net_eps == eps else "", f"{certified}/{total}"])
+            csv1.append([eps, method, published[0], e["clean"], published[1], e["pgd"], certified, total])
+            table2.append([f"{eps:g}", method, *[f"{100 * e[f'attack_{lam:g}']:.0f} % / {counts[lam]['robust']}c "
+                                                 f"{counts[lam]['unknown']}u" for lam in settings.lambdas]])
     lines += ["## Table 1: accuracy (%) and exact certificates", "",
               markdown_table(["eps", "method", "clean (published)", "clean", "AutoAttack (published)", "PGD-20",
                               f"certified (eps, lambda={lam_cert:g})"], table1), ""]
     write_csv(out / "accuracy.csv", ["eps", "method", "clean_published", "clean", "autoattack_published", "pgd",
                                      "certified", "certify_images"], csv1)
-    table2, csv2 = [], []
-    for eps in settings.eps_values:
-        for name, (method, net_eps) in methods.items():
-            if net_eps not in (0.0, eps):
-                continue
-            e = next(r for r in eval_rows if r["net"] == name)
-            cells = []
-            for lam in settings.lambdas:
-                cert = [r for r in certify_rows if r["net"] == name and r["eps"] == eps and r["lambda"] == lam]
-                counts = {s: sum(r["verdict"] == s for r in cert) for s in ("robust", "flips", "unknown")}
-                cells.append(f"{100 * e[f'attack_{lam:g}']:.0f} % / {counts['robust']}c {counts['unknown']}u")
-                csv2.append([eps, method, lam, e[f"attack_{lam:g}"], e["attack_images"], counts["robust"],
-                             counts["flips"], counts["unknown"], len(cert)])
-            table2.append([f"{eps:g}", method, *cells])
     lines += ["## Table 2: parameter-attack success / exactly certified (c) and unknown (u) per lambda", "",
               markdown_table(["eps", "method", *[f"lambda {lam:g}" for lam in settings.lambdas]], table2), "",
               f"Attack success: share of the first {settings.attack_images} correctly classified test images whose "
@@ -293,12 +285,4 @@ def run_study(settings: AppSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="demo", help="demo, full, or a JSON file of AppSettings fields")
-    parser.add_argument("--run", help="run name (default: the config's)")
-    parser.add_argument("--out-root", help="folder of the runs (default results/app_vs_awp)")
-    args = parser.parse_args(argv)
-    settings = load_settings("app_vs_awp", args.config, AppSettings)
-    overrides = {k: v for k, v in (("run", args.run), ("out_root", args.out_root)) if v is not None}
-    run_study(AppSettings(**{**asdict(settings), **overrides}))
-    return 0
+    return study_main("app_vs_awp", AppSettings, run_study, __doc__.splitlines()[0], argv)

@@ -17,9 +17,8 @@ label can flip (def. 3). Rows go to ``table.jsonl`` and ``map.jsonl`` as they fi
 
 from __future__ import annotations
 
-import argparse
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from robustmip.parallel import run_instances
 from robustmip.params import ParamBox, sigmoid_as_two_class, verify_parameter_robustness
 from robustmip.params.confidence import flip_sigma, global_deviation, local_deviation
 from robustmip.report import _pyplot, markdown_table, write_csv
-from robustmip.studies.runs import load_settings, logger, open_run
+from robustmip.studies.runs import logger, open_run, study_main
 
 CAT_COEFFICIENTS = (-3.51518067, 0.07577862, 1.18118408)
 DOMAINS = {"cat": ((6.3, 2.0), (20.5, 3.9)), "ath_relu": ((1.4, 0.35), (2.2, 1.5)),
@@ -316,12 +315,4 @@ def run_study(settings: MurthySettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="demo", help="demo, full, or a JSON file of MurthySettings fields")
-    parser.add_argument("--run", help="run name (default: the config's)")
-    parser.add_argument("--out-root", help="folder of the runs (default results/param_murthy)")
-    args = parser.parse_args(argv)
-    settings = load_settings("param_murthy", args.config, MurthySettings)
-    overrides = {k: v for k, v in (("run", args.run), ("out_root", args.out_root)) if v is not None}
-    run_study(MurthySettings(**{**asdict(settings), **overrides}))
-    return 0
+    return study_main("param_murthy", MurthySettings, run_study, __doc__.splitlines()[0], argv)

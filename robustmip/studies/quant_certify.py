@@ -17,8 +17,7 @@ Rows go to ``rows.jsonl`` as they finish (a rerun resumes; other settings are re
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from robustmip.parallel import BACKENDS, run_instances
 from robustmip.params.box import check_bits
 from robustmip.params.quantization import quantization_row
 from robustmip.report import _pyplot, markdown_table, write_csv
-from robustmip.studies.runs import load_settings, logger, open_run
+from robustmip.studies.runs import logger, open_run, study_main
 
 log = logger("quant_certify")
 
@@ -197,14 +196,6 @@ def run_study(settings: QuantSettings) -> list[list]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="demo", help="demo, full, or a JSON file of QuantSettings fields")
-    parser.add_argument("--run", help="run name (default: the config's)")
-    parser.add_argument("--out-root", help="folder of the runs (default results/quant_certify)")
-    parser.add_argument("--images", type=int, help="test images per net and bit width")
-    parser.add_argument("--workers", type=int, help="parallel workers (with backend processes)")
-    args = parser.parse_args(argv)
-    settings = load_settings("quant_certify", args.config, QuantSettings)
-    overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
-    run_study(QuantSettings(**{**asdict(settings), **overrides}))
-    return 0
+    extra = {"images": (int, "test images per net and bit width"),
+             "workers": (int, "parallel workers (with backend processes)")}
+    return study_main("quant_certify", QuantSettings, run_study, __doc__.splitlines()[0], argv, extra)

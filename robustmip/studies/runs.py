@@ -10,13 +10,14 @@ finished item).
 
 from __future__ import annotations
 
+import argparse
 import importlib.resources
 import json
 import platform
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,3 +89,21 @@ def logger(study: str):
         print(f"[{study} {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     return log
+
+
+def study_main(study: str, settings_class: type, run: Callable[[Any], Any], description: str,
+               argv: list[str] | None = None, extra: dict[str, tuple[type, str]] | None = None) -> int:
+    """The command line of a study: ``--config``, ``--run``, ``--out-root`` and the ``extra`` overrides
+    (``flag name -> (type, help)``, each a settings field); runs it and returns 0."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default="demo",
+                        help=f"demo, full, or a JSON file of {settings_class.__name__} fields")
+    parser.add_argument("--run", help="run name (default: the config's)")
+    parser.add_argument("--out-root", help=f"folder of the runs (default results/{study})")
+    for name, (kind, text) in (extra or {}).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=text)
+    args = parser.parse_args(argv)
+    settings = load_settings(study, args.config, settings_class)
+    overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    run(settings_class(**{**asdict(settings), **overrides}))
+    return 0
