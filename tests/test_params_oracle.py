@@ -77,6 +77,23 @@ def test_milp_optimum_equals_z3_on_20_random_nets_with_every_layer_perturbed():
         assert z3_reaches(flipped, box, lower, upper, sign * optimum.value - 1e-5) == "sat"
 
 
+def test_milp_optimum_equals_z3_with_only_hidden_layers_perturbed():
+    """Fixed output weights: the encoding keeps its objective-fitted relaxation of the last hidden layer."""
+    pytest.importorskip("z3")
+    rng = np.random.default_rng(19)
+    for i in range(6):
+        net = random_network(rng, [2, 3, 3, 1])
+        x = rng.uniform(0, 1, 2)
+        box = ParamBox.uniform(net, 0.1, layers=[0, 1])
+        sense, sign = ("max", 1.0) if i % 2 == 0 else ("min", -1.0)
+        problem = ParamProblem(net, box, x - 0.1, x + 0.1)
+        optimum = problem.optimise_output(np.ones(1), sense, attack=None)
+        assert optimum.status == "optimal" and abs(optimum.value - optimum.bound) <= 1e-6
+        flipped = Network([*net.layers[:-1], AffineLayer(sign * net.layers[-1].W, sign * net.layers[-1].b, "identity")])
+        assert z3_reaches(flipped, box, x - 0.1, x + 0.1, sign * optimum.bound + 1e-5) == "unsat"
+        assert z3_reaches(flipped, box, x - 0.1, x + 0.1, sign * optimum.value - 1e-5) == "sat"
+
+
 def test_pgd_never_flips_what_the_milp_proves_and_witnesses_recheck():
     rng = np.random.default_rng(23)
     decided = {"robust": 0, "flips": 0}
