@@ -12,6 +12,7 @@ deprecated aliases (:func:`add_deprecated_alias`), with a warning on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -159,6 +160,22 @@ def check_writable(path: Path) -> None:
         raise InvalidInput(f"cannot write {path}: its folder is not writable")
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send whatever is written to file descriptor 1 to stderr while inside (C libraries included:
+    HiGHS prints its banner on stdout when a process creates its first model, and worker processes
+    started inside inherit the redirection), so that ``--json`` leaves stdout to the JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def print_json(value: Any) -> None:
     """``value`` as indented JSON on stdout (NaN and infinities as null, never invalid JSON)."""
     print(json.dumps(_finite(value), indent=2))
@@ -208,5 +225,7 @@ def print_epoch(stats, epochs: int) -> None:
     """One line per finished training epoch (:class:`~robustmip.training.loops.EpochStats`)."""
     test = f"  test acc {stats.test_accuracy:.4f}" if stats.test_accuracy is not None else ""
     eps = f"  eps {stats.eps:.4f}" if stats.eps > 0 else ""
+    metrics = "".join(f"  test {k.removeprefix('test_').replace('_', ' ')} {v:.4f}"
+                      for k, v in stats.stats.items() if k.startswith("test_"))
     print(f"epoch {stats.epoch}/{epochs}  loss {stats.loss:.4f}  train acc "
-          f"{stats.train_accuracy:.4f}{test}{eps}  {stats.seconds:.1f} s", flush=True)
+          f"{stats.train_accuracy:.4f}{test}{eps}{metrics}  {stats.seconds:.1f} s", flush=True)
