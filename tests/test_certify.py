@@ -24,17 +24,6 @@ from tests.bruteforce import exact_min
 from tests.conftest import random_network
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """PGD on these tiny nets is fastest on one thread (and does not fight the solver for cores)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _case(seed: int, dims=(3, 4, 3, 3), margin: float = 0.05):
     """A random net and an input of margin about ``margin`` (bisection towards another class's input)."""
     rng = np.random.default_rng(seed)

@@ -15,7 +15,6 @@ from robustmip.cli.common import (
     pos_int,
     print_json,
     reports_errors,
-    stdout_to_stderr,
     unit_eps,
 )
 from robustmip.cli.verify import BOUNDS_CHOICES, SOLVER_CHOICES
@@ -73,13 +72,11 @@ def summary_table(summaries) -> str:
 @reports_errors
 def run_certify_command(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
     from robustmip.certify import CertifySettings, run_certify, summarize
     from robustmip.data import load_dataset
     from robustmip.errors import InvalidInput
 
-    torch.set_num_threads(1)  # PGD on one image: one thread is fastest and leaves the cores to the workers
     settings = CertifySettings(tuple(args.bounds), args.exact, args.solver, args.timeout, args.threads,
                                args.milp_bounds, args.pgd_steps, args.pgd_restarts, args.seed)
     data = load_dataset("test", "embedded" if args.embedded else "auto", args.data_dir)
@@ -94,10 +91,9 @@ def run_certify_command(args: argparse.Namespace) -> int:
         check_writable(out)
         if args.out is not None:
             args.on_interrupt = f"finished rows are kept in {out}; rerun the same command to resume"
-        with stdout_to_stderr():
-            rows = run_certify(args.model, np.asarray(data.images), np.asarray(data.labels), indices, args.eps,
-                               settings, out, data_id=f"{data.source}:{data.fingerprint}", workers=args.workers,
-                               progress=sys.stderr.isatty())
+        rows = run_certify(args.model, np.asarray(data.images), np.asarray(data.labels), indices, args.eps,
+                           settings, out, data_id=f"{data.source}:{data.fingerprint}", workers=args.workers,
+                           progress=sys.stderr.isatty())
     if args.json:
         print_json([r.interface() for r in rows])
         return 0

@@ -12,7 +12,6 @@ deprecated aliases (:func:`add_deprecated_alias`), with a warning on stderr.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import math
@@ -158,22 +157,6 @@ def check_writable(path: Path) -> None:
         raise InvalidInput(f"cannot create the folder of {path}: {exc.strerror or exc}") from exc
     if not os.access(path.parent, os.W_OK):
         raise InvalidInput(f"cannot write {path}: its folder is not writable")
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Send whatever is written to file descriptor 1 to stderr while inside (C libraries included:
-    HiGHS prints its banner on stdout when a process creates its first model, and worker processes
-    started inside inherit the redirection), so that ``--json`` leaves stdout to the JSON."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def print_json(value: Any) -> None:

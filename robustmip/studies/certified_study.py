@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.resources
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,7 @@ from robustmip.certify import (
     summarize,
 )
 from robustmip.data import Dataset, load_dataset
-from robustmip.errors import DataError, InvalidInput, RobustMipError
+from robustmip.errors import InvalidInput, RobustMipError
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import save_checkpoint
 from robustmip.models import build_model
@@ -62,6 +61,7 @@ from robustmip.parallel import BACKENDS, run_instances
 from robustmip.report import markdown_table, plot_curves, write_csv
 from robustmip.solvers import SOLVERS
 from robustmip.spec import input_box
+from robustmip.studies import common
 from robustmip.training import train
 from robustmip.training.certified import CertifiedTraining
 
@@ -120,8 +120,8 @@ class CertifiedStudyConfig:
         for name in ("epochs", "gm_n", "batch_size", "images", "pgd_steps", "pgd_restarts", "torch_threads"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 problems.append(f"{name} must be an integer >= 1")
-        if self.train_images is not None and not self.train_images >= 1:
-            problems.append("train_images must be >= 1 (or null: all)")
+        if any(v is not None and not (isinstance(v, int) and v >= 1) for v in (self.train_images, self.workers)):
+            problems.append("train_images and workers must be integers >= 1 (or null: all)")
         if not (0 < self.grid_step <= min(self.train_eps or [1])):
             problems.append("grid_step must lie in (0, min(train_eps)]")
         elif any(e not in self.grid(t) for t in self.train_eps for e in self.table_eps(t)):
@@ -163,21 +163,7 @@ RESUMABLE_CHANGES = {"run", "out_root", "images", "workers", "backend", "torch_t
 
 def load_config(name_or_path: str) -> dict:
     """The fields of a config: a shipped one by name (``certified_demo``, ``certified_full``) or a JSON file."""
-    path = Path(name_or_path)
-    if name_or_path in CONFIG_NAMES and not path.exists():
-        text = (importlib.resources.files("robustmip.studies") / "configs" / f"{name_or_path}.json").read_text()
-    elif path.is_file():
-        text = path.read_text()
-    else:
-        raise DataError(f"study config {path} not found (a JSON file, or one of the shipped {CONFIG_NAMES})")
-    try:
-        loaded = json.loads(text)
-    except ValueError as exc:
-        raise DataError(f"{name_or_path} is not valid JSON ({exc})") from exc
-    unknown = set(loaded) - {f.name for f in fields(CertifiedStudyConfig)} if isinstance(loaded, dict) else set()
-    if not isinstance(loaded, dict) or unknown:
-        raise InvalidInput(f"{name_or_path} must be a JSON object of study settings; unknown fields: {sorted(unknown)}")
-    return loaded
+    return common.load_config(name_or_path, CertifiedStudyConfig, CONFIG_NAMES)
 
 
 def _log(message: str) -> None:
@@ -311,27 +297,11 @@ def stage_grid(cfg: CertifiedStudyConfig, nets: dict[str, dict], test_set: Datas
     return _check(rows, "grid", out)
 
 
-def check_resumable(cfg: CertifiedStudyConfig) -> None:
-    """Refuse to extend a run made with other settings (only :data:`RESUMABLE_CHANGES` may differ)."""
-    path = cfg.run_dir / "config.json"
-    if not path.is_file():
-        return
-    before, now = json.loads(path.read_text())["config"], asdict(cfg)
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k, "<absent>") != now[k])
-    if changed:
-        details = ", ".join(f"{k}: {before.get(k, '<absent>')!r} -> {now[k]!r}" for k in changed)
-        raise InvalidInput(f"run {cfg.run_dir} was made with other settings ({details}); resume it with the same "
-                           "settings or start another run")
-
-
 def write_config(cfg: CertifiedStudyConfig, nets: dict[str, dict], test_set: Dataset | None) -> None:
-    import highspy
-
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                "highspy": getattr(highspy, "__version__", "unknown")}
-    record = {"config": asdict(cfg), "versions": versions, "platform": platform.platform(),
+    record = {"config": asdict(cfg), "versions": common.software_versions(), "platform": platform.platform(),
               "seeds": {"init_and_training": cfg.seed, "pgd": cfg.seed},
-              "test_data": None if test_set is None else {"source": test_set.source, "fingerprint": test_set.fingerprint},
+              "test_data": None if test_set is None else {"source": test_set.source,
+                                                          "fingerprint": test_set.fingerprint},
               "nets": {k: {"network": v["network"], "sha256": v["network_sha256"]} for k, v in nets.items()},
               "published_table3": {f"{t}/{e}": v for (t, e), v in PUBLISHED_TABLE3.items()}}
     tmp = cfg.run_dir / "config.json.tmp"
@@ -482,7 +452,7 @@ def write_report(cfg: CertifiedStudyConfig, nets: dict[str, dict], table: list[d
 def run_study(cfg: CertifiedStudyConfig) -> dict:
     """Every stage (each resumable), then the report; returns its summary."""
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    check_resumable(cfg)
+    common.check_resumable(cfg.run_dir, asdict(cfg), RESUMABLE_CHANGES)
     if not (cfg.run_dir / "config.json").is_file():
         write_config(cfg, {}, None)
     torch.set_num_threads(cfg.torch_threads)
