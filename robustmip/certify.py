@@ -104,8 +104,9 @@ class CertifySettings:
     Attributes:
         bounds: bound methods to give verdicts for (a subset of :data:`BOUND_METHODS`).
         exact: also decide exactly (PGD, then MILP).
-        solver: MILP solver (``highs`` or ``gurobi``); timeout: seconds per (image, eps) for the exact
-            verdict (and the ``lp`` bound's LPs), every stage included; threads: solver threads.
+        solver: MILP solver (``highs`` or ``gurobi``); timeout: seconds per (image, eps), every stage
+            included (bounds, PGD, MILP: the ``lp`` bound's LPs and the MILP get what is left; what runs out
+            of time is weaker bounds or ``unknown``, never a wrong verdict); threads: solver threads.
         milp_bounds: bound level inside the MILP (:data:`robustmip.bounds.BOUNDS_METHODS`).
         pgd_steps, pgd_restarts, seed: the PGD search (deterministic for a seed).
     """
@@ -134,9 +135,10 @@ class CertifySettings:
     def falsifier(self):
         return _falsifier(self.pgd_steps, self.pgd_restarts, self.seed)
 
-    def solve_options(self) -> SolveOptions:
-        """Options of the exact questions; no falsifier, since :func:`pgd_counterexample` runs before them."""
-        return SolveOptions.create(self.solver, self.timeout, self.threads, bounds=self.milp_bounds)
+    def solve_options(self, time_limit: float | None = None) -> SolveOptions:
+        """Options of an exact question (``time_limit`` seconds, default ``timeout``); no falsifier, since
+        :func:`pgd_counterexample` runs before it."""
+        return SolveOptions.create(self.solver, time_limit or self.timeout, self.threads, bounds=self.milp_bounds)
 
 
 _FALSIFIERS: dict[tuple[int, int, int], object] = {}
@@ -242,10 +244,10 @@ class GridResult:
         return asdict(self)
 
 
-def _bound_verifies(net: Network, x: np.ndarray, label: int, eps: float, settings: CertifySettings) -> bool:
+def _bound_verifies(net: Network, x: np.ndarray, label: int, eps: float, settings: CertifySettings,
+                    deadline: Deadline) -> bool:
     """Whether one of ``settings.bounds`` (tried in order) proves every margin > 0 over the ball."""
     lower, upper = input_box(x, eps)
-    deadline = Deadline(settings.timeout)
     return any(margin_lower_bounds(net, lower, upper, label, m, settings.threads, deadline).min() > 0
                for m in settings.bounds)
 
@@ -264,7 +266,7 @@ def exact_on_grid(net: Network, x: np.ndarray, label: int, grid: Sequence[float]
     Args:
         grid: increasing radii in ``[0, 1]``; settings: the PGD search, the bounds tried at each probed
             radius before a MILP (in order, first success wins) and the exact questions' solver and time
-            limit (per radius); ``settings.exact`` is not used.
+            limit (per probed radius, every stage included); ``settings.exact`` is not used.
         robust_upto: the first ``robust_upto`` radii are known robust already (e.g. a sound bound
             verified the image at ``grid[robust_upto - 1]``).
     """
@@ -287,13 +289,16 @@ def exact_on_grid(net: Network, x: np.ndarray, label: int, grid: Sequence[float]
         if lo > hi:
             continue
         mid = (lo + hi) // 2
+        deadline = Deadline(settings.timeout)
         distance = pgd_counterexample(net, flat, label, grid[mid], settings.falsifier())
         if distance is not None:
             outcome, proof[mid] = "adversarial", "pgd"
-        elif _bound_verifies(net, flat, label, grid[mid], settings):
+        elif _bound_verifies(net, flat, label, grid[mid], settings, deadline):
             outcome, proof[mid] = "robust", "bounds"
+        elif deadline.expired():
+            outcome = "unknown"
         else:
-            verdict = verify(net, flat, label, grid[mid], settings.solve_options())
+            verdict = verify(net, flat, label, grid[mid], settings.solve_options(deadline.left()))
             result.questions += 1
             result.milps += int(_solved(verdict))
             outcome, proof[mid], distance = verdict.status, verdict.proof, verdict.distortion
@@ -356,9 +361,11 @@ def certify_image(net: Network, x: np.ndarray, label: int, eps: float, settings:
             row.exact, row.exact_proof = "robust", "bounds"
         elif found:
             row.exact, row.exact_proof = "adversarial", "pgd"
+        elif deadline.expired():
+            row.exact, row.reason = "unknown", f"time limit ({settings.timeout:g} s) reached in the bounds and PGD"
         else:
-            row.exact, row.exact_proof, row.milp, row.reason = exact_verdict(net, flat, label, eps,
-                                                                             settings.solve_options())
+            row.exact, row.exact_proof, row.milp, row.reason = exact_verdict(
+                net, flat, label, eps, settings.solve_options(deadline.left()))
         row.seconds["exact"] = time.perf_counter() - start
     return row
 

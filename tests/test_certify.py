@@ -89,6 +89,14 @@ def test_certify_image_agrees_with_brute_force(seed):
     assert milps == (2 if seed == 0 else 0)  # seed 0: PGD and the bounds leave 0.04 and 0.05 to the MILP
 
 
+def test_time_limit_gives_unknown_never_robust():
+    net, x, label = _case(0)  # at eps 0.04 neither the bounds nor PGD decide (see above): the MILP must
+    row = certify_image(net, x, label, 0.04, CertifySettings(exact=True, timeout=1e-4))
+    assert row.exact == "unknown" and "time limit" in row.reason and not row.milp
+    (s,) = summarize([row])
+    assert s.exact_lower == 0 and s.exact_upper == 1 and s.unknown == 1
+
+
 def test_misclassified_image_is_adversarial_everywhere():
     net, x, label = _case(1)
     wrong = (label + 1) % net.n_outputs
