@@ -18,13 +18,16 @@ range ``[0, 1]``), :func:`certify_image` gives
                  by duality (``compute_bounds(..., "lp")``).
 
   Every bound is widened against rounding (:func:`robustmip.bounds.result.widen`), so these are the
-  verdicts claims rest on; the float32 torch bounds used in training are not.
+  verdicts claims rest on; the float32 torch bounds used in training are not. ``lp`` (seconds per image
+  on a CNN at a large eps) is computed last and only when its verdict does not follow from the rest: a
+  re-checked counterexample means no sound bound verifies, and ``lp >= crown >= ibp`` (row ``implied``).
 * ``pgd``: ``adversarial`` when PGD on the margin (:func:`robustmip.attacks.falsify.property_falsifier`)
   finds a point of the ball that the float64 forward pass misclassifies (a misclassified image is its
   own counterexample), else ``none``;
 * with ``exact``, the exact verdict: ``robust`` when some bound above verified it (sound, no MILP),
-  ``adversarial`` when PGD found a counterexample, else :func:`robustmip.milp.verify` (PGD per target,
-  then decision MILPs): ``robust``, ``adversarial`` or ``unknown`` (time limit; never counted robust).
+  ``adversarial`` when PGD found a counterexample, else :func:`robustmip.milp.verify` (its LP bounds,
+  then one decision MILP per target they leave open) with the time left of ``timeout``: ``robust``,
+  ``adversarial`` or ``unknown`` (time limit; never counted robust).
 
 :func:`run_certify` fans (image, eps) pairs out through :func:`robustmip.parallel.run_instances`
 (resumable JSONL, settings guard). :func:`summarize` gives per eps the errors in the order they must
@@ -109,6 +112,8 @@ class CertifySettings:
             of time is weaker bounds or ``unknown``, never a wrong verdict); threads: solver threads.
         milp_bounds: bound level inside the MILP (:data:`robustmip.bounds.BOUNDS_METHODS`).
         pgd_steps, pgd_restarts, seed: the PGD search (deterministic for a seed).
+        pgd_always: run PGD also when a bound verified the image (a cross-check of the bounds: a
+            counterexample there would be a soundness bug); otherwise its ``none`` is implied.
     """
 
     bounds: tuple[str, ...] = BOUND_METHODS
@@ -120,6 +125,7 @@ class CertifySettings:
     pgd_steps: int = 50
     pgd_restarts: int = 8
     seed: int = 0
+    pgd_always: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bounds", tuple(self.bounds))
@@ -160,7 +166,11 @@ class CertifyRow:
         index: the image's index in its data set (-1 when not from one); eps: the radius.
         verdicts: bound method -> ``verified`` / ``not``.
         margins: bound method -> its lower bound on the smallest margin (logit units; None when not
-            computed because the image is misclassified).
+            computed: the image is misclassified, or the verdict is implied).
+        implied: the verdicts that follow without computing them: ``lp``'s (``not`` when PGD found a
+            re-checked counterexample, since no sound bound can then verify; ``verified`` when ``ibp`` or
+            ``crown`` verified, since ``lp >= crown >= ibp``) and ``pgd``'s (``none`` when a bound verified,
+            unless ``pgd_always``).
         pgd: ``adversarial`` / ``none``; exact: ``robust`` / ``adversarial`` / ``unknown``, None without
             ``exact``; exact_proof: what decided it (``clean``, ``bounds``, ``pgd``, ``milp``) or None;
             milp: whether a MILP was solved for it; reason: the exact verdict's reason when unknown.
@@ -179,6 +189,7 @@ class CertifyRow:
     milp: bool = False
     reason: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    implied: list[str] = field(default_factory=list)
 
     def interface(self) -> dict:
         """The fixed JSON object of ``robustmip certify --json``: index, eps, label, clean_correct, one key
@@ -345,19 +356,35 @@ def certify_image(net: Network, x: np.ndarray, label: int, eps: float, settings:
             row.exact, row.exact_proof, row.reason = "adversarial", "clean", "the image itself is misclassified"
         return row
     deadline = Deadline(settings.timeout)
-    for method in settings.bounds:
+
+    def bound(method: str) -> None:
         start = time.perf_counter()
-        bound = margin_lower_bounds(net, lower, upper, label, method, settings.threads, deadline)
-        row.margins[method] = float(bound.min())
-        row.verdicts[method] = "verified" if bound.min() > 0 else "not"
+        value = margin_lower_bounds(net, lower, upper, label, method, settings.threads, deadline).min()
+        row.margins[method], row.verdicts[method] = float(value), "verified" if value > 0 else "not"
         row.seconds[method] = time.perf_counter() - start
-    start = time.perf_counter()
-    found = pgd_counterexample(net, flat, label, eps, settings.falsifier()) is not None
-    row.pgd = "adversarial" if found else "none"
-    row.seconds["pgd"] = time.perf_counter() - start
+
+    for method in settings.bounds:
+        if method != "lp":
+            bound(method)
+    verified = "verified" in row.verdicts.values()
+    found = False
+    if verified and not settings.pgd_always:
+        row.pgd = "none"
+        row.implied.append("pgd")
+    else:
+        start = time.perf_counter()
+        found = pgd_counterexample(net, flat, label, eps, settings.falsifier()) is not None
+        row.pgd = "adversarial" if found else "none"
+        row.seconds["pgd"] = time.perf_counter() - start
+    if "lp" in settings.bounds:  # the costly one: skipped when its verdict follows from the others
+        if found or "verified" in (row.verdicts.get("ibp"), row.verdicts.get("crown")):
+            row.verdicts["lp"] = "not" if found else "verified"
+            row.implied.append("lp")
+        else:
+            bound("lp")
     if settings.exact:
         start = time.perf_counter()
-        if any(v == "verified" for v in row.verdicts.values()):
+        if "verified" in row.verdicts.values():
             row.exact, row.exact_proof = "robust", "bounds"
         elif found:
             row.exact, row.exact_proof = "adversarial", "pgd"

@@ -89,6 +89,19 @@ def test_certify_image_agrees_with_brute_force(seed):
     assert milps == (2 if seed == 0 else 0)  # seed 0: PGD and the bounds leave 0.04 and 0.05 to the MILP
 
 
+def test_implied_verdicts_skip_only_what_follows():
+    net, x, label = _case(0)
+    verified = certify_image(net, x, label, 0.005, CertifySettings(exact=True))
+    assert verified.verdicts["ibp"] == "verified" and set(verified.implied) == {"pgd", "lp"}
+    assert "pgd" not in verified.seconds and verified.pgd == "none" and verified.verdicts["lp"] == "verified"
+    checked = certify_image(net, x, label, 0.005, CertifySettings(exact=True, pgd_always=True))
+    assert checked.implied == ["lp"] and "pgd" in checked.seconds and checked.pgd == "none"
+    broken = certify_image(net, x, label, 0.08, CertifySettings(exact=True))
+    assert broken.pgd == "adversarial" and broken.implied == ["lp"] and broken.verdicts["lp"] == "not"
+    undecided = certify_image(net, x, label, 0.04, CertifySettings(exact=True))
+    assert undecided.implied == [] and undecided.margins["lp"] is not None
+
+
 def test_time_limit_gives_unknown_never_robust():
     net, x, label = _case(0)  # at eps 0.04 neither the bounds nor PGD decide (see above): the MILP must
     row = certify_image(net, x, label, 0.04, CertifySettings(exact=True, timeout=1e-4))

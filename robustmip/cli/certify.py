@@ -48,6 +48,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pgd-steps", type=pos_int, default=50, help="PGD steps per restart (default 50)")
     p.add_argument("--pgd-restarts", type=pos_int, default=8, help="PGD random restarts (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the PGD starts (default 0)")
+    p.add_argument("--pgd-always", action="store_true",
+                   help="run PGD also on images a bound verified (a cross-check of the bounds; slower)")
     p.add_argument("--out", type=Path, help="results, one JSON line per (image, eps) (default: a temporary file; "
                    "give one to resume)")
     p.add_argument("--json", action="store_true", help="print one object per (image, eps) as a JSON list")
@@ -78,7 +80,7 @@ def run_certify_command(args: argparse.Namespace) -> int:
     from robustmip.errors import InvalidInput
 
     settings = CertifySettings(tuple(args.bounds), args.exact, args.solver, args.timeout, args.threads,
-                               args.milp_bounds, args.pgd_steps, args.pgd_restarts, args.seed)
+                               args.milp_bounds, args.pgd_steps, args.pgd_restarts, args.seed, args.pgd_always)
     data = load_dataset("test", "embedded" if args.embedded else "auto", args.data_dir)
     indices = args.indices if args.indices is not None else list(range(min(args.n, len(data))))
     bad = [i for i in indices if not 0 <= i < len(data)]

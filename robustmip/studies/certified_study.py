@@ -154,8 +154,9 @@ class CertifiedStudyConfig:
         return [e for (t, e) in PUBLISHED_TABLE3 if t == eps_train]
 
     def certify_settings(self, bounds: tuple[str, ...] = BOUND_METHODS) -> CertifySettings:
+        """Settings of the table's rows (PGD on every image, a cross-check of the bounds) and grid probes."""
         return CertifySettings(bounds, False, self.solver, self.timeout, 1, self.milp_bounds, self.pgd_steps,
-                               self.pgd_restarts, self.seed)
+                               self.pgd_restarts, self.seed, pgd_always=True)
 
 
 RESUMABLE_CHANGES = {"run", "out_root", "images", "workers", "backend", "torch_threads", "data_dir"}
