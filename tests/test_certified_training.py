@@ -170,3 +170,22 @@ def test_gm_trains_on_the_weighted_sum_of_the_radii(data):
     expected = sum(c * s.loss for c, s in zip(gm_weights(3, "inverse"), single))
     assert torch.allclose(out.loss, expected, rtol=1e-6)
     assert out.stats["eps"] == pytest.approx(0.3) and out.stats["kappa"] == 0.5
+
+
+def test_interrupted_certified_training_resumes_bit_for_bit(data, tmp_path):
+    def run(state, stop_after: int | None = None):
+        def on_epoch(stats):
+            if stats.epoch == stop_after:
+                raise KeyboardInterrupt
+
+        model = build_model("mlp-16-12", seed=0)
+        objective = CertifiedTraining("crown-ibp", 0.2, 3, "inverse", schedule_length=1.5)
+        train(model, data, epochs=2, batch_size=64, seed=0, objective=objective, device="cpu", progress=False,
+              on_epoch=on_epoch, resume_path=state)
+        return [p.detach().clone() for p in model.parameters()]
+
+    straight = run(tmp_path / "a.state")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b.state", stop_after=1)
+    resumed = run(tmp_path / "b.state")
+    assert all(torch.equal(a, b) for a, b in zip(straight, resumed))
