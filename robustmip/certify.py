@@ -139,23 +139,12 @@ class CertifySettings:
         return {**asdict(self), "bounds": list(self.bounds)}
 
     def falsifier(self):
-        return _falsifier(self.pgd_steps, self.pgd_restarts, self.seed)
+        return property_falsifier(steps=self.pgd_steps, restarts=self.pgd_restarts, seed=self.seed)
 
     def solve_options(self, time_limit: float | None = None) -> SolveOptions:
         """Options of an exact question (``time_limit`` seconds, default ``timeout``); no falsifier, since
         :func:`pgd_counterexample` runs before it."""
         return SolveOptions.create(self.solver, time_limit or self.timeout, self.threads, bounds=self.milp_bounds)
-
-
-_FALSIFIERS: dict[tuple[int, int, int], object] = {}
-
-
-def _falsifier(steps: int, restarts: int, seed: int):
-    """One falsifier per setting and process (it keeps the float64 torch copy of the last net)."""
-    key = (steps, restarts, seed)
-    if key not in _FALSIFIERS:
-        _FALSIFIERS[key] = property_falsifier(steps=steps, restarts=restarts, seed=seed)
-    return _FALSIFIERS[key]
 
 
 @dataclass
