@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -11,6 +12,7 @@ from robustmip.studies.certified_study import (
     PUBLISHED_TABLE3,
     CertifiedStudyConfig,
     load_config,
+    main,
     run_study,
 )
 
@@ -48,12 +50,19 @@ def test_toy_run_writes_every_output_and_resumes(tmp_path, capsys):
         run_study(_config(tmp_path, epochs=2))
 
 
+def test_command_line_runs_a_config_file(tmp_path, capsys):
+    config = tmp_path / "toy.json"
+    config.write_text(json.dumps({k: v for k, v in asdict(_config(tmp_path)).items() if k != "out_root"}))
+    assert main(["--config", str(config), "--out-root", str(tmp_path), "--run", "cli", "--images", "1"]) == 0
+    assert (tmp_path / "cli" / "report.md").is_file() and "Table 3" in capsys.readouterr().out
+
+
 def test_configs_are_checked(tmp_path):
     with pytest.raises(InvalidInput, match="methods"):
         _config(tmp_path, methods=["pgd"])
     with pytest.raises(InvalidInput, match="grid"):
         _config(tmp_path, grid_step=0.3)
-    assert load_config("certified_demo")["run"] == "demo"
-    assert CertifiedStudyConfig(**load_config("certified_full")).arch == "cnn-crown-small"
+    assert load_config("demo").run == "demo"
+    assert load_config("full").arch == "cnn-crown-small"
     with pytest.raises(DataError):
         load_config(str(tmp_path / "absent.json"))

@@ -30,10 +30,8 @@ CROWN-IBP float64 bounds per image (CROWN-IBP's evaluation). CIFAR is out of rea
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,7 +59,7 @@ from robustmip.parallel import BACKENDS, run_instances
 from robustmip.report import markdown_table, plot_curves, write_csv
 from robustmip.solvers import SOLVERS
 from robustmip.spec import input_box
-from robustmip.studies import common
+from robustmip.studies.runs import load_settings, logger, open_run, study_main, versions, write_json
 from robustmip.training import train
 from robustmip.training.certified import CertifiedTraining
 
@@ -74,7 +72,6 @@ PUBLISHED_TABLE3 = {
     (0.6, 0.35): {"ibp": (30.34, 88.70), "crown-ibp": (16.47, 80.72), "gm-crown-ibp": (17.10, 50.14)},
 }
 """Liang et al. 2023, Table 3, MNIST: (eps_train, eps_eval) -> method -> (standard error %, verified error %)."""
-CONFIG_NAMES = ("certified_demo", "certified_full")
 METRIC_IMAGES = 1000
 """Test images of the float32 per-epoch verified error (a progress indicator only)."""
 
@@ -162,13 +159,12 @@ class CertifiedStudyConfig:
 RESUMABLE_CHANGES = {"run", "out_root", "images", "workers", "backend", "torch_threads", "data_dir"}
 
 
-def load_config(name_or_path: str) -> dict:
-    """The fields of a config: a shipped one by name (``certified_demo``, ``certified_full``) or a JSON file."""
-    return common.load_config(name_or_path, CertifiedStudyConfig, CONFIG_NAMES)
+def load_config(name_or_path: str) -> CertifiedStudyConfig:
+    """A shipped config (``demo``, ``full``: ``configs/certified_<name>.json``) or a JSON file of its fields."""
+    return load_settings("certified", name_or_path, CertifiedStudyConfig)
 
 
-def _log(message: str) -> None:
-    print(f"[certified {time.strftime('%H:%M:%S')}] {message}", flush=True)
+_log = logger("certified")
 
 
 def _sha256(path: Path) -> str:
@@ -298,16 +294,13 @@ def stage_grid(cfg: CertifiedStudyConfig, nets: dict[str, dict], test_set: Datas
     return _check(rows, "grid", out)
 
 
-def write_config(cfg: CertifiedStudyConfig, nets: dict[str, dict], test_set: Dataset | None) -> None:
-    record = {"config": asdict(cfg), "versions": common.software_versions(), "platform": platform.platform(),
-              "seeds": {"init_and_training": cfg.seed, "pgd": cfg.seed},
-              "test_data": None if test_set is None else {"source": test_set.source,
-                                                          "fingerprint": test_set.fingerprint},
-              "nets": {k: {"network": v["network"], "sha256": v["network_sha256"]} for k, v in nets.items()},
-              "published_table3": {f"{t}/{e}": v for (t, e), v in PUBLISHED_TABLE3.items()}}
-    tmp = cfg.run_dir / "config.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(cfg.run_dir / "config.json")
+def write_config(cfg: CertifiedStudyConfig, nets: dict[str, dict], test_set: Dataset) -> None:
+    """``config.json``: the settings (what the resume guard compares), versions, seeds, data and net hashes."""
+    write_json(cfg.run_dir / "config.json", {
+        "config": asdict(cfg), "versions": versions(), "seeds": {"init_and_training": cfg.seed, "pgd": cfg.seed},
+        "test_data": {"source": test_set.source, "fingerprint": test_set.fingerprint},
+        "nets": {k: {"network": v["network"], "sha256": v["network_sha256"]} for k, v in nets.items()},
+        "published_table3": {f"{t}/{e}": v for (t, e), v in PUBLISHED_TABLE3.items()}})
 
 
 def grid_curves(cfg: CertifiedStudyConfig, grid_rows: list[dict]) -> dict[str, dict[str, np.ndarray]]:
@@ -452,10 +445,7 @@ def write_report(cfg: CertifiedStudyConfig, nets: dict[str, dict], table: list[d
 
 def run_study(cfg: CertifiedStudyConfig) -> dict:
     """Every stage (each resumable), then the report; returns its summary."""
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    common.check_resumable(cfg.run_dir, asdict(cfg), RESUMABLE_CHANGES)
-    if not (cfg.run_dir / "config.json").is_file():
-        write_config(cfg, {}, None)
+    open_run(cfg, cfg.run_dir, RESUMABLE_CHANGES)
     torch.set_num_threads(cfg.torch_threads)
     seconds = {}
     start = time.perf_counter()
@@ -477,20 +467,9 @@ def run_study(cfg: CertifiedStudyConfig) -> dict:
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Certified training (IBP, CROWN-IBP, GM-CROWN-IBP) and its exact "
-                                     "verified error: seed 004's MNIST Table 3 and Fig. 3, resumable.")
-    parser.add_argument("--config", default="certified_demo",
-                        help=f"a JSON file of settings or a shipped config {CONFIG_NAMES} (default certified_demo)")
-    parser.add_argument("--run", help="run name (results in OUT_ROOT/RUN)")
-    parser.add_argument("--images", type=int, help="test images to evaluate (a run may grow)")
-    parser.add_argument("--workers", type=int, help="parallel worker processes (default: every core)")
-    parser.add_argument("--data-dir", help="folder holding MNIST/raw (full MNIST)")
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> CertifiedStudyConfig:
-    values = load_config(args.config)
-    values.update({k: v for k, v in (("run", args.run), ("images", args.images), ("workers", args.workers),
-                                     ("data_dir", args.data_dir)) if v is not None})
-    return CertifiedStudyConfig(**values)
+def main(argv: list[str] | None = None) -> int:
+    """``python experiments/certified_study.py --config demo|full|FILE [--run R] [--images N] [--workers W]``."""
+    extra = {"images": (int, "test images to evaluate (a run may grow)"),
+             "workers": (int, "parallel worker processes (default: every core)"),
+             "data_dir": (str, "folder holding MNIST/raw (full MNIST)")}
+    return study_main("certified", CertifiedStudyConfig, run_study, __doc__.splitlines()[0], argv, extra)

@@ -18,10 +18,11 @@ a JSON file of :class:`StudyConfig` fields; a bare name (``demo``, ``paper``) is
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from robustmip.attacks import PGDConfig, clean_accuracy, transfer_accuracy
 from robustmip.attacks.milp_attack import milp_job
 from robustmip.bounds import BOUNDS_METHODS
 from robustmip.data import Dataset, load_dataset
-from robustmip.errors import InvalidInput, RobustMipError
+from robustmip.errors import DataError, InvalidInput, RobustMipError
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
 from robustmip.models import build_model
@@ -49,7 +50,6 @@ from robustmip.report import (
     write_csv,
 )
 from robustmip.solvers import SOLVERS
-from robustmip.studies import common
 from robustmip.training import PGDAdversarial, train
 
 PUBLISHED = {
@@ -152,7 +152,24 @@ CONFIG_NAMES = ("demo", "paper")
 
 def load_config(name_or_path: str) -> dict:
     """The fields of a config: a shipped one by bare name (``demo``), or a JSON file by path."""
-    return common.load_config(name_or_path, StudyConfig, CONFIG_NAMES)
+    path = Path(name_or_path)
+    if name_or_path in CONFIG_NAMES and not path.exists():
+        text = (importlib.resources.files("robustmip.studies") / "configs" / f"{name_or_path}.json").read_text()
+        source = f"the shipped config {name_or_path!r}"
+    else:
+        if not path.is_file():
+            raise DataError(f"study config {path} not found (a file path, or one of the shipped {CONFIG_NAMES})")
+        text, source = path.read_bytes(), str(path)
+    try:
+        loaded = json.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        raise DataError(f"{source} is not valid JSON ({exc})") from exc
+    if not isinstance(loaded, dict):
+        raise DataError(f"{source} must hold a JSON object of study settings")
+    unknown = set(loaded) - {f.name for f in fields(StudyConfig)}
+    if unknown:
+        raise InvalidInput(f"unknown fields in {source}: {sorted(unknown)}")
+    return loaded
 
 
 # Fields that may change between invocations of one run: the rows they add stay comparable.
@@ -320,12 +337,35 @@ def stage_transfer(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], te
 
 
 def check_resumable(cfg: StudyConfig) -> None:
-    """Refuse to add rows to a run made with other settings: only ``RESUMABLE_CHANGES`` may differ."""
-    common.check_resumable(cfg.run_dir, asdict(cfg), RESUMABLE_CHANGES)
+    """Refuse to add rows to a run made with other settings (its rows would not be comparable).
+
+    Only the fields in ``RESUMABLE_CHANGES`` (more images or eps, other workers...) may differ from the
+    run's ``config.json``; otherwise the error names the fields and suggests a new ``--run``.
+    """
+    path = cfg.run_dir / "config.json"
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text())["config"]
+    now = asdict(cfg)
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k, "<absent>") != now[k])
+    if changed:
+        details = ", ".join(f"{k}: {before.get(k, '<absent>')!r} -> {now[k]!r}" for k in changed)
+        raise InvalidInput(f"run {cfg.run_dir} was made with other settings ({details}); "
+                           "resume it with the same settings or start another --run")
 
 
 def write_config(cfg: StudyConfig, nets: dict[str, Path], train_set: Dataset | None, test_set: Dataset | None) -> None:
-    versions = common.software_versions()
+    import highspy
+    import pyomo
+
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+                "pyomo": pyomo.version.version, "highspy": getattr(highspy, "__version__", "unknown")}
+    try:
+        import gurobipy
+
+        versions["gurobipy"] = gurobipy.gurobi.version()
+    except ImportError:
+        pass
     config = {
         "config": asdict(cfg), "versions": versions, "platform": platform.platform(),
         "data": {} if train_set is None or test_set is None else {
