@@ -28,7 +28,7 @@ from robustmip.errors import InvalidInput
 
 INPUT_SIZE = 28 * 28
 NUM_CLASSES = 10
-NAMED_ARCHITECTURES = ("mlp-50-50", "mlp-100-100", "lenet-300-100", "cnn-small")
+NAMED_ARCHITECTURES = ("mlp-50-50", "mlp-100-100", "lenet-300-100", "cnn-small", "cnn-crown-small")
 
 
 def _mlp(hidden: list[int]) -> nn.Sequential:
@@ -51,6 +51,16 @@ def _cnn_small() -> nn.Sequential:
     )
 
 
+def _cnn_crown_small() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 4, stride=2, padding=1), nn.ReLU(),  # 4 x 14 x 14
+        nn.Conv2d(4, 8, 4, stride=2, padding=1), nn.ReLU(),  # 8 x 7 x 7
+        nn.Flatten(),
+        nn.Linear(8 * 7 * 7, 128), nn.ReLU(),
+        nn.Linear(128, NUM_CLASSES),
+    )
+
+
 def _parse_hidden(arch: str) -> list[int]:
     """Hidden widths of ``mlp-H1-H2-...`` / ``lenet-H1-H2-...``; InvalidInput when malformed."""
     parts = arch.split("-")[1:]
@@ -70,6 +80,8 @@ def build_model(arch: str, seed: int | None = None) -> nn.Sequential:
     builder: Callable[[], nn.Sequential]
     if arch == "cnn-small":
         builder = _cnn_small
+    elif arch == "cnn-crown-small":
+        builder = _cnn_crown_small
     elif arch.startswith("mlp-") or arch == "lenet-300-100":
         builder = partial(_mlp, _parse_hidden(arch))
     else:

@@ -134,3 +134,35 @@ def plot_histograms(groups: dict[str, Sequence[float]], xlabel: str, title: str,
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_curves(panels: dict[str, tuple[Sequence[tuple], Sequence[tuple]]], xlabel: str, ylabel: str,
+                path: str | Path) -> None:
+    """Line plots side by side, one panel per key (e.g. Fig. 3 of a certified-training paper).
+
+    Each panel is ``(series, markers)``: series ``(label, x, y, linestyle)``, markers ``(label, x, y)``
+    (e.g. published values). A label's first word picks its colour, the same in every panel.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.2 * max(len(panels), 1), 3.8), squeeze=False)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups: dict[str, str] = {}
+
+    def colour(label: str) -> str:
+        return groups.setdefault(label.split()[0], palette[len(groups) % len(palette)])
+
+    for ax, (title, (series, markers)) in zip(axes[0], panels.items()):
+        for label, x, y, style in series:
+            ax.plot(x, y, linestyle=style, color=colour(label), label=label)
+        for label, x, y in markers:
+            ax.plot(x, y, marker="o", linestyle="none", color=colour(label), label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(0, 100)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -123,3 +123,11 @@ def test_weights_that_do_not_fit_the_architecture_raise_data_error(tmp_path: Pat
     torch.save(payload, path)
     with pytest.raises(DataError, match="do not fit"):
         load_checkpoint(path)
+
+
+def test_cnn_crown_small_is_crown_ibps_small_cnn():
+    model = build_model("cnn-crown-small")
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == [
+        (1, 4, (4, 4), (2, 2), (1, 1)), (4, 8, (4, 4), (2, 2), (1, 1))]
+    assert [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)] == [(392, 128), (128, 10)]

@@ -208,5 +208,7 @@ def print_epoch(stats, epochs: int) -> None:
     """One line per finished training epoch (:class:`~robustmip.training.loops.EpochStats`)."""
     test = f"  test acc {stats.test_accuracy:.4f}" if stats.test_accuracy is not None else ""
     eps = f"  eps {stats.eps:.4f}" if stats.eps > 0 else ""
+    metrics = "".join(f"  test {k.removeprefix('test_').replace('_', ' ')} {v:.4f}"
+                      for k, v in stats.stats.items() if k.startswith("test_"))
     print(f"epoch {stats.epoch}/{epochs}  loss {stats.loss:.4f}  train acc "
-          f"{stats.train_accuracy:.4f}{test}{eps}  {stats.seconds:.1f} s", flush=True)
+          f"{stats.train_accuracy:.4f}{test}{eps}{metrics}  {stats.seconds:.1f} s", flush=True)

@@ -51,7 +51,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                               "options). The state after each epoch is kept beside --out (OUT.state) "
                               "until the end, so an interrupted run resumes with the same command.")
     p.add_argument("--arch", default="mlp-100-100",
-                   help="mlp-H1-H2-..., lenet-300-100 or cnn-small (default mlp-100-100)")
+                   help="mlp-H1-H2-..., lenet-300-100, cnn-small or cnn-crown-small (default mlp-100-100)")
     p.add_argument("--out", required=True, type=Path, help="checkpoint to write (.pt)")
     p.add_argument("--epochs", type=pos_int, default=10, help="epochs (default 10)")
     p.add_argument("--lr", type=pos_float, default=1e-3, help="learning rate (default 1e-3)")
@@ -97,7 +97,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_info)
 
 
-OBJECTIVE_MODULES: tuple[str, ...] = ("robustmip.cli.train_params",)
+OBJECTIVE_MODULES: tuple[str, ...] = ("robustmip.cli.train_params", "robustmip.cli.train_certified")
 """Modules that add a training method: ``add_options(parser)`` registers its flags (without importing
 torch) and ``objective(args)`` returns its :class:`~robustmip.training.objectives.Objective`, or None
 when its flags are not given."""
