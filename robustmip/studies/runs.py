@@ -14,6 +14,7 @@ import argparse
 import importlib.resources
 import json
 import platform
+import sys
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robustmip.errors import DataError, InvalidInput
+from robustmip.errors import DataError, InvalidInput, RobustMipError
 
 SHIPPED = ("demo", "full")
 
@@ -103,7 +104,14 @@ def study_main(study: str, settings_class: type, run: Callable[[Any], Any], desc
     for name, (kind, text) in (extra or {}).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=text)
     args = parser.parse_args(argv)
-    settings = load_settings(study, args.config, settings_class)
-    overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
-    run(settings_class(**{**asdict(settings), **overrides}))
+    try:
+        settings = load_settings(study, args.config, settings_class)
+        overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+        run(settings_class(**{**asdict(settings), **overrides}))
+    except RobustMipError as exc:
+        print(f"{study}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{study}: interrupted; finished rows are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0
