@@ -295,6 +295,7 @@ def run_instances(
     progress: bool = True,
     desc: str | None = None,
     redo_errors: bool = False,
+    redo: Callable[[dict], bool] | None = None,
     worker_threads: int | None = 1,
     mp_context: str = "spawn",
     settings: dict | None = None,
@@ -316,6 +317,8 @@ def run_instances(
         progress: show a tqdm bar (on stderr).
         desc: the bar's label.
         redo_errors: run again the instances whose row in ``out`` has ``"status": "error"``.
+        redo: run again the instances whose row in ``out`` it returns True for (e.g. rows a longer
+            time limit may settle); the new row replaces the old one.
         worker_threads: torch/OpenMP threads per worker process (None: leave them alone).
         mp_context: multiprocessing start method of the ``processes`` backend (see the module doc).
         settings: everything besides the key that changes the answers (solver, time limits, data
@@ -345,6 +348,8 @@ def run_instances(
     done = read_results(out, repair=True)
     if redo_errors:
         done = {k: r for k, r in done.items() if r.get("status") != "error"}
+    if redo is not None:
+        done = {k: r for k, r in done.items() if not redo(r)}
     todo = [(i, keys[i], inst) for i, inst in enumerate(instances) if keys[i] not in done]
     if todo and backend != "serial":
         _check_picklable(fn, backend)

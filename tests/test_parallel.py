@@ -143,6 +143,15 @@ def test_errors_become_rows_and_can_be_redone(tmp_path, backend):
     assert summarize(read_results(out).values()) == {"ok": 5}
 
 
+def test_redo_reruns_the_rows_it_selects(tmp_path):
+    out = tmp_path / "r.jsonl"
+    run_instances(work, make(4, tmp_path), out, key="id", backend="serial", progress=False)
+    rows = run_instances(work, make(4, tmp_path), out, key="id", backend="serial", progress=False,
+                         redo=lambda row: row["id"] % 2 == 1)
+    assert calls(tmp_path / "calls") == {0: 1, 1: 2, 2: 1, 3: 2}
+    assert [r["id"] for r in rows] == [0, 1, 2, 3] and len(read_results(out)) == 4
+
+
 def test_truncated_last_line_is_redone(tmp_path):
     out = tmp_path / "t.jsonl"
     good = [json.dumps(expected_row(i) | {"key": str(i)}) for i in range(2)]
