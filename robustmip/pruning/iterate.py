@@ -91,7 +91,10 @@ class RoundResult:
     """One prune -> retrain round.
 
     Accuracies are fractions on the test data; ``pgd_*`` are PGD accuracies (clean and attacked
-    correct) when an evaluation attack was given, else None.
+    correct) when an evaluation attack was given, else None. ``importance`` holds the scores
+    (``importance["scores"]``, per hidden layer) and ``mask`` the kept neurons (``mask["layers"][k]
+    ["kept_indices"]``, indices in the round's input model), so a round can be replayed and its
+    neurons traced back.
     """
 
     round: int
@@ -157,6 +160,7 @@ def prune_and_retrain(
     seed: int = 0,
     eval_attack: PGDConfig | None = None,
     eval_attack_n: int = 1000,
+    extra_batch: tuple[np.ndarray, np.ndarray] | None = None,
     device: torch.device | str | None = None,
     progress: bool = False,
     on_pruned: Callable[[RoundResult], None] | None = None,
@@ -178,6 +182,9 @@ def prune_and_retrain(
         seed: seeds the batch choice of round ``r`` (``seed + r``) and the retraining.
         eval_attack: also measure PGD accuracy with this attack on the first ``eval_attack_n``
             test images.
+        extra_batch: ``(images, labels)`` added to every round's importance batch, e.g. adversarial
+            examples of ``model`` with their true labels: robustness-aware pruning, whose scores keep
+            the neurons that classify them (meaningful for one round: they belong to ``model``).
         device: torch device for retraining (default: the training default); importance and
             evaluation run on the CPU.
         on_pruned: called with each round's result after pruning, before retraining.
@@ -199,12 +206,17 @@ def prune_and_retrain(
         current = current.cpu().eval()
         before, pgd_before = _accuracies(current, test, eval_attack, eval_attack_n, seed, "cpu")
         batch_x, batch_y, idx = balanced_batch(train_x, train_y, images_per_class, seed + r, model=current)
+        if extra_batch is not None:
+            extra_x = np.asarray(extra_batch[0], dtype=batch_x.dtype).reshape(-1, *batch_x.shape[1:])
+            batch_x = np.concatenate([batch_x, extra_x])
+            batch_y = np.concatenate([batch_y, np.asarray(extra_batch[1], dtype=batch_y.dtype)])
         start = time.perf_counter()
         scores = settings.run(current, batch_x, batch_y)
         times["importance"] = time.perf_counter() - start
         smaller, report = prune(current, scores, threshold)
         pruned, pgd_pruned = _accuracies(smaller, test, eval_attack, eval_attack_n, seed, "cpu")
-        result = RoundResult(r + 1, idx.tolist(), scores.to_dict(), report.to_dict(), before, pruned, None,
+        result = RoundResult(r + 1, idx.tolist(), scores.to_dict(with_scores=True), report.to_dict(with_indices=True),
+                             before, pruned, None,
                              pgd_before, pgd_pruned, None, None, times)
         if on_pruned is not None:
             on_pruned(result)
