@@ -81,25 +81,6 @@ def _pyplot():
     return plt
 
 
-def plot_confusion(matrix: np.ndarray, title: str, path: str | Path) -> None:
-    """Heat map of adversarial counts, original label (rows) by target label (columns) (Fig. 2b)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.4))
-    im = ax.imshow(matrix, cmap="Reds")
-    for (i, j), v in np.ndenumerate(matrix):
-        if v:
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
-    ax.set_xlabel("target label")
-    ax.set_ylabel("original label")
-    ax.set_xticks(range(matrix.shape[1]))
-    ax.set_yticks(range(matrix.shape[0]))
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def plot_image_grid(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], title: str, path: str | Path) -> None:
     """Originals (top) above their adversarial examples (bottom), each captioned (Fig. 2a)."""
     plt = _pyplot()
@@ -119,16 +100,88 @@ def plot_image_grid(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], title: 
     plt.close(fig)
 
 
-def plot_histograms(groups: dict[str, Sequence[float]], xlabel: str, title: str, path: str | Path, log: bool = False) -> None:
-    """Overlaid histograms of several named groups of values (Fig. 4)."""
+def plot_histograms(groups: dict[str, Sequence[float]], xlabel: str, title: str, path: str | Path,
+                    log: bool = False) -> None:
+    """Overlaid histograms of several named groups of values on shared bins (Fig. 4)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for name, values in groups.items():
-        v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    values = {name: np.asarray([x for x in v if x is not None], dtype=np.float64) for name, v in groups.items()}
+    pooled = np.concatenate([v for v in values.values()] or [np.zeros(0)])
+    edges = np.histogram_bin_edges(pooled, bins=30) if pooled.size else 30
+    for name, v in values.items():
         if v.size:
-            ax.hist(v, bins=30, alpha=0.55, label=f"{name} (n={v.size})", log=log)
+            ax.hist(v, bins=edges, histtype="step", linewidth=1.4, label=f"{name} (n={v.size})", log=log)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
+    ax.set_title(title, fontsize=9)
+    if pooled.size:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_confusions(matrices: dict[str, np.ndarray], title: str, path: str | Path) -> None:
+    """Adversarial counts (original label rows, target columns), one panel per net, one colour scale (Fig. 2b)."""
+    plt = _pyplot()
+    n = max(len(matrices), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 0.8, 4.2), squeeze=False)
+    vmax = max([int(m.max()) for m in matrices.values()] + [1])
+    im = None
+    for ax, (name, matrix) in zip(axes[0], matrices.items()):
+        im = ax.imshow(matrix, cmap="Reds", vmin=0, vmax=vmax)
+        for (i, j), v in np.ndenumerate(matrix):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
+        ax.set_xlabel("target label")
+        ax.set_ylabel("original label")
+        ax.set_xticks(range(matrix.shape[1]))
+        ax.set_yticks(range(matrix.shape[0]))
+        ax.set_title(f"{name} ({int(matrix.sum())})", fontsize=9)
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[0]), fraction=0.03)
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str, title: str,
+                path: str | Path, points: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+                hline: tuple[float, str] | None = None, vline: tuple[float, str] | None = None) -> None:
+    """Lines ``name -> (x, y)`` on one axes, optional marked points ``name -> (x, y)`` (drawn as markers
+    without lines), and a labelled horizontal and vertical reference line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, marker=".", label=name)
+    for name, (x, y) in (points or {}).items():
+        ax.plot(x, y, linestyle="none", marker="D", markersize=6, markerfacecolor="none", label=name)
+    if hline is not None:
+        ax.axhline(hline[0], color="grey", linestyle="--", linewidth=0.8, label=hline[1])
+    if vline is not None:
+        ax.axvline(vline[0], color="grey", linestyle=":", linewidth=0.8, label=vline[1])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_bars(categories: Sequence, series: dict[str, Sequence[float]], xlabel: str, ylabel: str, title: str,
+              path: str | Path) -> None:
+    """Grouped bars: one group per category, one bar per named series (e.g. published beside ours)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    width = 0.8 / max(len(series), 1)
+    positions = np.arange(len(categories))
+    for k, (name, values) in enumerate(series.items()):
+        ax.bar(positions + (k - (len(series) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(positions)
+    ax.set_xticklabels([str(c) for c in categories])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
