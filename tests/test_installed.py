@@ -27,9 +27,10 @@ def test_wheel_runs_the_study_outside_the_checkout(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "robustmip", "study", "--config", "demo", "--out-root", str(work / "runs"),
          "--arch", "mlp-8", "--train-epochs", "1", "--retrain-epochs", "0", "--images", "1", "--eps", "0.05",
-         "--timeout", "20", "--prune-timeout", "20", "--backend", "serial", "--embedded"],
+         "--timeout", "20", "--max-timeout", "20", "--prune-timeout", "20", "--backend", "serial", "--embedded",
+         "--seeds", "0", "--no-calibrate", "--no-retrain-control", "--no-robust-prune", "--sweep-thresholds"],
         cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     report = work / "runs" / "demo" / "report.md"
-    assert report.is_file() and "Adversarial examples found" in report.read_text()
+    assert report.is_file() and "Adversarial pairs found" in report.read_text()
     assert json.loads((work / "runs" / "demo" / "config.json").read_text())["config"]["arch"] == "mlp-8"

@@ -1,17 +1,31 @@
-"""The pruning-robustness study of Bai et al. 2020, end to end (``robustmip study``).
+"""The pruning-robustness study of Bai et al. 2020, end to end (``robustmip study``), with the questions
+the paper left open.
 
-Stages, each resumable (a finished stage's files are reused; MILP rows are appended as they finish):
+Stages, each resumable (a finished stage's files are reused; optimisation rows are appended as they
+finish), for every training seed of ``seeds``:
 
-1. the original net: load ``--model`` or PGD-train ``--arch`` (``original.pt``);
-2. MIP neuron-importance pruning (ElAraby et al.) of the original (``pruned_before_retraining.pt``);
-3. PGD-adversarial retraining of the pruned net (``pruned.pt``);
-4. targeted max-margin MILPs on both nets, the first ``--images`` test images that both classify
-   correctly, all 9 targets each, every eps (``milp_rows.jsonl``, counterexamples in ``adv/``);
-5. transfer ("reverse testing accuracy"): each net's accuracy on the other's adversarial examples;
-6. the report: ``report.md``, CSVs, PNGs and ``config.json`` in ``results/prune_robustness/<run>/``.
+1. ``original``: load ``model`` (``{seed}`` in the path is replaced) or PGD-train ``arch``;
+2. ``pruned``: MIP neuron-importance pruning (ElAraby et al.) of the original, PGD retraining;
+3. ``calibration``: targeted PGD rates of every net over ``calibration_eps``; the eps at which the
+   originals' mean rate is nearest the published 148/900 joins the study's ``eps``
+   (:mod:`robustmip.studies.calibration`);
+4. ``milp``: targeted max-margin optimisations, every net x eps x image x 9 targets, on the first
+   ``images`` test images that every original and pruned net classifies correctly, through one
+   function with an ``engine`` setting (:mod:`robustmip.studies.engines`) over a ladder of time
+   limits until optimal (``milp_rows.jsonl``, counterexamples in ``adv/``);
+5. ``neurons``: importance scores of the original and the pruned net on clean images and on their
+   re-checked MILP counterexamples: critical neurons for accuracy vs robustness, their overlap, their
+   fate under pruning (:mod:`robustmip.studies.critical_neurons`);
+6. ``retrained`` (the control: the original retrained like the pruned net, without pruning) and
+   ``pruned_robust`` (robustness-aware pruning: scores from the clean batch plus the original's
+   counterexamples, retrained the same way), optimised like the others at the calibrated eps;
+7. ``sweep`` (first seed): pruning at several thresholds of the same scores, retrained: accuracy, PGD
+   accuracy and exact adversarial rate against neurons kept;
+8. transfer ("reverse testing accuracy") and the report (:mod:`robustmip.studies.prune_robustness_report`):
+   ``report.md``, CSVs, PNGs, ``config.json``, copied to ``report_dir`` when set.
 
 Run ``robustmip study --help`` (or the thin script ``experiments/prune_robustness.py``). A config is
-a JSON file of :class:`StudyConfig` fields; a bare name (``demo``, ``paper``) is one shipped in
+a JSON file of :class:`StudyConfig` fields; a bare name (``demo``, ``paper_v2``) is one shipped in
 ``robustmip/studies/configs/``.
 """
 
@@ -28,28 +42,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustmip.attacks import PGDConfig, clean_accuracy, transfer_accuracy
-from robustmip.attacks.milp_attack import milp_job
+from robustmip.attacks import PGDConfig, clean_accuracy, robust_accuracy, transfer_accuracy
+from robustmip.attacks.milp_attack import AttackRow, time_ladder
 from robustmip.bounds import BOUNDS_METHODS
 from robustmip.data import Dataset, load_dataset
 from robustmip.errors import DataError, InvalidInput, RobustMipError
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
 from robustmip.models import build_model
-from robustmip.parallel import BACKENDS, run_instances
-from robustmip.pruning import ImportanceSettings, prune_and_retrain
-from robustmip.report import (
-    STAT_COLUMNS,
-    confusion,
-    count_by,
-    describe,
-    markdown_table,
-    plot_confusion,
-    plot_histograms,
-    plot_image_grid,
-    write_csv,
-)
+from robustmip.network import Network
+from robustmip.parallel import BACKENDS, read_results, run_instances
+from robustmip.pruning import ImportanceSettings, prune, prune_and_retrain
 from robustmip.solvers import SOLVERS
+from robustmip.studies import calibration, critical_neurons
+from robustmip.studies.engines import ENGINES, image_job
 from robustmip.training import PGDAdversarial, train
 
 PUBLISHED = {
@@ -59,15 +65,46 @@ PUBLISHED = {
     "time_mean_successful": 6.3, "time_mean_unsuccessful": 5.0, "time_max": 337.0,
 }
 PUBLISHED_MILPS = 900  # 100 test images x 9 targets per net
+PUBLISHED_RATE = PUBLISHED["adversarial_original"] / PUBLISHED_MILPS
+"""The original net's published adversarial rate (148/900), the calibration's target."""
+PUBLISHED_FIG3 = {
+    # Fig. 3: per class, MILPs of both nets, adversarial of the original, of the pruned.
+    "label": {0: (144, 1, 2), 1: (252, 38, 36), 2: (144, 10, 8), 3: (198, 5, 6), 4: (252, 34, 35),
+              5: (126, 6, 9), 6: (180, 12, 6), 7: (270, 17, 10), 8: (36, 1, 1), 9: (198, 24, 26)},
+    "target": {0: (184, 2, 0), 1: (172, 6, 6), 2: (184, 8, 8), 3: (178, 36, 28), 4: (172, 5, 4),
+               5: (186, 19, 13), 6: (180, 7, 10), 7: (170, 16, 28), 8: (196, 27, 23), 9: (178, 22, 19)},
+}
+PUBLISHED_FIG4 = {
+    # Fig. 4: both nets' 1800 MILPs; count, mean, std, min, 25%, 50%, 75%, max.
+    ("successful", "ofv"): (287, -3.38663, 2.80574, -13.2354, -4.90792, -2.53535, -1.25681, -0.0173092),
+    ("successful", "time_s"): (287, 6.3261, 7.63883, 0.663828, 2.57388, 4.16219, 7.10247, 60.0291),
+    ("unsuccessful", "ofv"): (1513, 9.97858, 6.87621, 0.0544291, 4.57773, 8.76774, 14.1734, 39.9802),
+    ("unsuccessful", "time_s"): (1513, 5.01184, 10.2095, 0.376705, 2.1257, 3.3787, 5.3636, 337.692),
+}
 NETS = ("original", "pruned")
+ROBUST_NET = "pruned_robust"
+CONTROL_NET = "retrained"
+"""The original net retrained like the pruned one, without pruning: separates pruning from extra training."""
+
+
+def _grid(start: float, stop: float, step: float) -> list[float]:
+    return [round(start + k * step, 6) for k in range(int(round((stop - start) / step)) + 1)]
 
 
 @dataclass
 class StudyConfig:
-    """Everything that defines a run; written to ``config.json``."""
+    """Everything that defines a run; written to ``config.json``.
+
+    Time limits are seconds. ``time_limit`` is the first rung of each optimisation's ladder, which
+    grows by ``time_factor`` up to ``max_time_limit`` until the solver closes its gap (relative
+    ``mip_gap``); a row counts as optimal when ``incumbent - bound <= max(abs_gap, mip_gap * |incumbent|)``.
+    ``decide_time_limit`` (None: ``max_time_limit``; 0: none) bounds a decision MILP after the last
+    rung, which settles the verdict of an optimisation still open.
+    """
 
     run: str = "default"
     out_root: str = "results/prune_robustness"
+    report_dir: str | None = None
     model: str | None = None
     arch: str = "mlp-100-100"
     train_eps: float = 0.1
@@ -80,19 +117,38 @@ class StudyConfig:
     images_per_class: int = 1
     prune_time_limit: float = 600.0
     retrain_epochs: int = 2
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     images: int = 100
     eps: list[float] = field(default_factory=lambda: [0.05, 0.1])
+    calibrate: bool = True
+    calibration_eps: list[float] = field(default_factory=lambda: _grid(0.01, 0.3, 0.01))
+    calibration_images: int = 100
+    calibration_pgd_steps: int = 50
+    calibration_pgd_restarts: int = 2
+    engine: str = "milp"
     solver: str = "highs"
-    time_limit: float = 600.0
+    time_limit: float = 60.0
+    max_time_limit: float = 3600.0
+    time_factor: float = 4.0
+    mip_gap: float = 1e-4
+    abs_gap: float = 1e-6
     decide_time_limit: float | None = None
     bounds: str = "lp"
     pgd_start: bool = True
+    robust_prune: bool = True
+    retrain_control: bool = True
+    adv_importance_images: int = 20
+    critical_level: float = 0.5
+    sweep_thresholds: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])
+    sweep_images: int = 20
+    pgd_eval_images: int = 1000
+    bootstrap_samples: int = 10000
+    bootstrap_seed: int = 0
     workers: int | None = None
     backend: str = "processes"
     torch_threads: int = 1
     data_dir: str | None = None
     embedded: bool = False
-    seed: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -100,13 +156,21 @@ class StudyConfig:
     def validate(self) -> None:
         """InvalidInput naming every field out of its domain (checked before any stage runs)."""
         problems = []
-        positive = ("train_epochs", "pgd_steps", "images", "images_per_class", "torch_threads")
-        problems += [f"{name} must be an integer >= 1" for name in positive
-                     if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1)]
-        problems += [f"{name} must be an integer >= 0" for name in ("retrain_epochs", "eps_ramp_epochs", "seed")
-                     if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0)]
-        problems += [f"{name} must be > 0 seconds" for name in ("time_limit", "prune_time_limit")
+        positive = ("train_epochs", "pgd_steps", "images", "images_per_class", "torch_threads", "calibration_images",
+                    "calibration_pgd_steps", "calibration_pgd_restarts", "sweep_images", "pgd_eval_images",
+                    "bootstrap_samples", "adv_importance_images")
+        problems += [f"{name} must be an integer >= 1" for name in positive if not _integer(getattr(self, name), 1)]
+        problems += [f"{name} must be an integer >= 0" for name in ("retrain_epochs", "eps_ramp_epochs",
+                                                                      "bootstrap_seed")
+                     if not _integer(getattr(self, name), 0)]
+        problems += [f"{name} must be > 0 seconds" for name in ("time_limit", "max_time_limit", "prune_time_limit")
                      if not _number(getattr(self, name)) or not getattr(self, name) > 0]
+        if _number(self.time_limit) and _number(self.max_time_limit) and self.max_time_limit < self.time_limit:
+            problems.append("max_time_limit must be >= time_limit")
+        if not (_number(self.time_factor) and self.time_factor > 1):
+            problems.append("time_factor must be > 1")
+        if not (_number(self.mip_gap) and 0 < self.mip_gap < 1) or not (_number(self.abs_gap) and self.abs_gap >= 0):
+            problems.append("mip_gap must lie in (0, 1) and abs_gap be >= 0")
         if self.decide_time_limit is not None and not (_number(self.decide_time_limit) and self.decide_time_limit >= 0):
             problems.append("decide_time_limit must be >= 0 seconds (0: no decision MILP)")
         if not (_number(self.train_eps) and 0 <= self.train_eps <= 1):
@@ -117,10 +181,24 @@ class StudyConfig:
             problems.append("prune_threshold must be >= 0")
         if not (_number(self.prune_lambda) and self.prune_lambda >= 0):
             problems.append("prune_lambda must be >= 0")
-        if not self.eps or not all(_number(e) and 0 <= e <= 1 for e in self.eps):
+        if not (_number(self.critical_level) and 0 < self.critical_level <= 1):
+            problems.append("critical_level must lie in (0, 1]")
+        if not isinstance(self.eps, list) or not self.eps or not all(_number(e) and 0 <= e <= 1 for e in self.eps):
             problems.append("eps must be a non-empty list of numbers in [0, 1]")
-        if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
+        if not isinstance(self.calibration_eps, list) or (self.calibrate and not self.calibration_eps) or not all(
+                _number(e) and 0 < e <= 1 for e in self.calibration_eps):
+            problems.append("calibration_eps must be a list of numbers in (0, 1] (non-empty when calibrate)")
+        if not isinstance(self.sweep_thresholds, list) or not all(_number(t) and t >= 0 for t in self.sweep_thresholds):
+            problems.append("sweep_thresholds must be a list of numbers >= 0")
+        if (not isinstance(self.seeds, list) or not self.seeds or not all(_integer(s, 0) for s in self.seeds)
+                or len(set(self.seeds)) != len(self.seeds)):
+            problems.append("seeds must be a non-empty list of distinct integers >= 0")
+        elif self.model and len(self.seeds) > 1 and "{seed}" not in self.model:
+            problems.append("model must contain '{seed}' (one checkpoint per seed) when there are several seeds")
+        if self.workers is not None and not _integer(self.workers, 1):
             problems.append("workers must be an integer >= 1")
+        if self.engine not in ENGINES:
+            problems.append(f"engine must be one of {sorted(ENGINES)}")
         if self.solver not in SOLVERS:
             problems.append(f"solver must be one of {SOLVERS}")
         if self.bounds not in BOUNDS_METHODS:
@@ -138,15 +216,27 @@ class StudyConfig:
 
     @property
     def decision_seconds(self) -> float:
-        """Seconds for the decision MILP after a time-limited optimum (default: ``time_limit``; 0: none)."""
-        return self.time_limit if self.decide_time_limit is None else self.decide_time_limit
+        """Seconds for the decision MILP after an optimisation left open (default ``max_time_limit``; 0: none)."""
+        return self.max_time_limit if self.decide_time_limit is None else self.decide_time_limit
+
+    @property
+    def ladder(self) -> list[float]:
+        """The time limits of one optimisation's attempts."""
+        return time_ladder(self.time_limit, self.max_time_limit, self.time_factor)
+
+    def seed_dir(self, seed: int) -> Path:
+        return self.run_dir / f"seed{seed}"
 
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
-CONFIG_NAMES = ("demo", "paper")
+def _integer(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+CONFIG_NAMES = ("demo", "paper_v2")
 """Configs shipped in ``robustmip/studies/configs/``."""
 
 
@@ -173,8 +263,15 @@ def load_config(name_or_path: str) -> dict:
 
 
 # Fields that may change between invocations of one run: the rows they add stay comparable.
-RESUMABLE_CHANGES = {"run", "out_root", "images", "eps", "workers", "backend", "torch_threads", "data_dir"}
+# More time (max_time_limit) only reruns the optimisations that the earlier limit left open.
+RESUMABLE_CHANGES = {"run", "out_root", "report_dir", "images", "eps", "workers", "backend", "torch_threads",
+                     "data_dir", "max_time_limit", "sweep_images", "bootstrap_samples", "bootstrap_seed",
+                     "critical_level"}
 """The rest is recorded in ``config.json`` before the first stage; a rerun that changes it is refused."""
+
+ROW_SETTINGS = ("engine", "solver", "time_limit", "time_factor", "mip_gap", "bounds", "pgd_start",
+                "decide_time_limit")
+"""The settings every optimisation row depends on, guarded beside ``milp_rows.jsonl`` as well."""
 
 
 def _sha256(path: Path) -> str:
@@ -185,7 +282,8 @@ def _log(message: str) -> None:
     print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-STAGES = ("original", "pruned", "milp")
+STAGES = ("original", "pruned", "calibration", "milp", "neurons", "retrained", "pruned_robust", "milp_extra",
+          "sweep", "milp_sweep", "report")
 
 
 def stage_seconds(cfg: StudyConfig) -> dict:
@@ -199,9 +297,13 @@ def _add_stage_seconds(cfg: StudyConfig, stage: str, seconds: float) -> None:
     entry = timings.setdefault(stage, {"seconds": 0.0, "invocations": 0})
     entry["seconds"] += seconds
     entry["invocations"] += 1
-    tmp = cfg.run_dir / "timings.json.tmp"
-    tmp.write_text(json.dumps(timings, indent=2))
-    tmp.replace(cfg.run_dir / "timings.json")
+    _write_json(cfg.run_dir / "timings.json", timings)
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str))
+    tmp.replace(path)
 
 
 def _load_data(cfg: StudyConfig) -> tuple[Dataset, Dataset]:
@@ -213,134 +315,404 @@ def _adv_config(cfg: StudyConfig) -> PGDConfig:
     return PGDConfig(cfg.train_eps, cfg.pgd_steps, cfg.pgd_step_size)
 
 
-def stage_original(cfg: StudyConfig, train_set: Dataset, test_set: Dataset) -> Path:
-    """``original.pt``: the given checkpoint, copied with its metadata, or a freshly PGD-trained net."""
-    path = cfg.run_dir / "original.pt"
+def _importance_settings(cfg: StudyConfig) -> ImportanceSettings:
+    return ImportanceSettings(lam=cfg.prune_lambda, solver=cfg.solver, time_limit=cfg.prune_time_limit)
+
+
+def stage_original(cfg: StudyConfig, seed: int, train_set: Dataset, test_set: Dataset) -> Path:
+    """``seed<s>/original.pt``: the given checkpoint, copied with its metadata, or a freshly PGD-trained net."""
+    path = cfg.seed_dir(seed) / "original.pt"
     if path.is_file():
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     if cfg.model:
-        model, meta = load_checkpoint(cfg.model)
-        save_checkpoint(path, model, meta.arch, {**meta.train_config, "source_checkpoint": str(cfg.model)},
+        source = cfg.model.format(seed=seed)
+        model, meta = load_checkpoint(source)
+        save_checkpoint(path, model, meta.arch, {**meta.train_config, "source_checkpoint": source},
                         meta.data_fingerprint, meta.seed, meta.metrics)
         return path
-    _log(f"training the original {cfg.arch}: PGD eps {cfg.train_eps}, {cfg.train_epochs} epochs")
+    _log(f"seed {seed}: training the original {cfg.arch}: PGD eps {cfg.train_eps}, {cfg.train_epochs} epochs")
     start = time.perf_counter()
-    model = build_model(cfg.arch, seed=cfg.seed)
-    train(model, train_set, epochs=cfg.train_epochs, seed=cfg.seed,
+    model = build_model(cfg.arch, seed=seed)
+    train(model, train_set, epochs=cfg.train_epochs, seed=seed,
           objective=PGDAdversarial(_adv_config(cfg), cfg.eps_ramp_epochs), device="cpu", progress=False)
     model.eval()
     metrics = {"clean_test_accuracy": clean_accuracy(model, test_set.images, test_set.labels)}
     save_checkpoint(path, model, cfg.arch, {"adv_eps": cfg.train_eps, "epochs": cfg.train_epochs},
-                    train_set.fingerprint, cfg.seed, metrics)
+                    train_set.fingerprint, seed, metrics)
     _add_stage_seconds(cfg, "original", time.perf_counter() - start)
     return path
 
 
-def stage_pruned(cfg: StudyConfig, original: Path, train_set: Dataset, test_set: Dataset) -> Path:
-    """``pruned.pt``: one round of MIP-importance pruning of the original, then PGD-adversarial retraining."""
-    path = cfg.run_dir / "pruned.pt"
-    if path.is_file():
-        return path
-    start = time.perf_counter()
-    model, meta = load_checkpoint(original)
-    _log(f"MIP neuron importance on {10 * cfg.images_per_class} class-balanced images (lambda {cfg.prune_lambda}), "
-         f"prune below {cfg.prune_threshold}, retrain adversarially for {cfg.retrain_epochs} epochs")
-    result = prune_and_retrain(
-        model, train_set, test_set, threshold=cfg.prune_threshold, images_per_class=cfg.images_per_class, rounds=1,
-        importance=ImportanceSettings(lam=cfg.prune_lambda, solver=cfg.solver, time_limit=cfg.prune_time_limit),
-        retrain_epochs=cfg.retrain_epochs, adv=_adv_config(cfg), seed=cfg.seed, device="cpu",
-    )
-    done = result.rounds[-1]
-    report = result.reports[-1]
+def _save_pruned(cfg: StudyConfig, path: Path, original: Path, result, seed: int, extra: dict) -> None:
+    model_meta = load_checkpoint(original)[1]
+    done, report = result.rounds[-1], result.reports[-1]
     final = done.accuracy_retrained if done.accuracy_retrained is not None else done.accuracy_pruned
     save_checkpoint(
         path, result.model, report.arch,
         {"pruned_from_sha256": _sha256(original), "threshold": cfg.prune_threshold, "lambda": cfg.prune_lambda,
-         "images_per_class": cfg.images_per_class, "retrain_adv_eps": cfg.train_eps, "retrain_epochs": cfg.retrain_epochs},
-        meta.data_fingerprint, cfg.seed,
+         "images_per_class": cfg.images_per_class, "retrain_adv_eps": cfg.train_eps,
+         "retrain_epochs": cfg.retrain_epochs, **extra},
+        model_meta.data_fingerprint, seed,
         {"clean_test_accuracy": final, "accuracy_before_pruning": done.accuracy_before,
-         "accuracy_before_retraining": done.accuracy_pruned, "mask": done.mask, "importance": done.importance},
+         "accuracy_before_retraining": done.accuracy_pruned, "mask": done.mask, "importance": done.importance,
+         "batch_indices": done.batch_indices},
     )
-    _log(f"pruned {report.summary()}: accuracy {done.accuracy_before:.4f} -> {done.accuracy_pruned:.4f} (pruned) "
-         + (f"-> {done.accuracy_retrained:.4f} (retrained)" if done.accuracy_retrained is not None else "(no retraining)"))
-    _add_stage_seconds(cfg, "pruned", time.perf_counter() - start)
+    _log(f"seed {seed}: {path.stem} {report.summary()}: accuracy {done.accuracy_before:.4f} -> "
+         f"{done.accuracy_pruned:.4f} (pruned) -> {final:.4f}")
+
+
+def stage_pruned(cfg: StudyConfig, seed: int, original: Path, train_set: Dataset, test_set: Dataset,
+                 extra_batch: tuple[np.ndarray, np.ndarray] | None = None, name: str = "pruned") -> Path:
+    """``seed<s>/<name>.pt``: one round of MIP-importance pruning of the original, then PGD retraining.
+
+    With ``extra_batch`` (adversarial images and true labels) the importance batch holds them beside
+    the clean images: robustness-aware pruning.
+    """
+    path = cfg.seed_dir(seed) / f"{name}.pt"
+    if path.is_file():
+        return path
+    start = time.perf_counter()
+    model = load_checkpoint(original)[0]
+    extra = 0 if extra_batch is None else len(extra_batch[1])
+    _log(f"seed {seed}: {name}: MIP importance on {10 * cfg.images_per_class} class-balanced images"
+         + (f" and {extra} adversarial ones" if extra else "")
+         + f" (lambda {cfg.prune_lambda}), prune below {cfg.prune_threshold}, retrain for {cfg.retrain_epochs} epochs")
+    result = prune_and_retrain(
+        model, train_set, test_set, threshold=cfg.prune_threshold, images_per_class=cfg.images_per_class, rounds=1,
+        importance=_importance_settings(cfg), retrain_epochs=cfg.retrain_epochs, adv=_adv_config(cfg), seed=seed,
+        device="cpu", extra_batch=extra_batch,
+    )
+    _save_pruned(cfg, path, original, result, seed, {"adversarial_images": extra})
+    _add_stage_seconds(cfg, "pruned" if extra_batch is None else ROBUST_NET, time.perf_counter() - start)
     return path
 
 
 class StudyJobsFailed(RobustMipError):
-    """Some MILP jobs of a study ended in an error row."""
+    """Some optimisation jobs of a study ended in an error row."""
 
 
-def stage_milp(cfg: StudyConfig, nets: dict[str, Path], test_set: Dataset, redo_errors: bool = False) -> list[dict]:
-    """MILP rows for both nets, every eps, the first ``cfg.images`` test images both classify correctly."""
-    models = {name: load_checkpoint(path)[0] for name, path in nets.items()}
-    preds = {name: torch.argmax(m(torch.as_tensor(test_set.images)), 1).numpy() for name, m in models.items()}
-    both = np.flatnonzero((preds["original"] == test_set.labels) & (preds["pruned"] == test_set.labels))
-    chosen = [int(i) for i in both[: cfg.images]]
-    if len(chosen) < cfg.images:
-        raise InvalidInput(f"only {len(chosen)} test images are classified correctly by both nets")
-    network_paths = {}
-    for name, model in models.items():
-        network_paths[name] = cfg.run_dir / f"{name}.npz"
-        if not network_paths[name].is_file():
-            from_torch(model, input_shape=(1, 28, 28)).save(network_paths[name])
-    # Image by image (both nets, every eps), so that a run stopped early leaves comparable rows.
-    instances = []
-    for i in chosen:
-        for eps in cfg.eps:
-            for name, network_path in network_paths.items():
-                instances.append({
-                    "key": f"{name}/{eps}/{i}", "net": name, "network": str(network_path), "eps": eps, "image": i,
-                    "label": int(test_set.labels[i]), "x": test_set.images[i].reshape(-1).tolist(),
-                    "solver": cfg.solver, "time_limit": cfg.time_limit, "bounds": cfg.bounds,
-                    "pgd_start": cfg.pgd_start, "decide_time_limit": cfg.decision_seconds,
-                    "adv_path": str(cfg.run_dir / "adv" / f"{name}_{eps}_{i}.npz"),
-                })
-    _log(f"{len(instances)} MILP jobs (x9 targets) on {cfg.backend} with {cfg.workers or 'all'} workers")
+def _predictions(path: Path, test_set: Dataset) -> np.ndarray:
+    model = load_checkpoint(path)[0]
+    with torch.no_grad():
+        return torch.argmax(model(torch.as_tensor(test_set.images)), 1).numpy()
+
+
+def eligible_images(nets: dict[int, dict[str, Path]], test_set: Dataset) -> np.ndarray:
+    """Test indices that every original and plainly pruned net (all seeds) classifies correctly."""
+    ok = np.ones(len(test_set), dtype=bool)
+    for per_seed in nets.values():
+        for name in NETS:
+            ok &= _predictions(per_seed[name], test_set) == test_set.labels
+    return np.flatnonzero(ok)
+
+
+def stage_calibration(cfg: StudyConfig, nets: dict[int, dict[str, Path]], test_set: Dataset,
+                      eligible: np.ndarray) -> dict:
+    """``calibration.json``: targeted PGD rates of every net over ``calibration_eps`` and the chosen eps.
+
+    The chosen eps is the grid point where the originals' mean rate (over seeds) is nearest
+    :data:`PUBLISHED_RATE`; computed on the first ``calibration_images`` eligible test images.
+    """
+    path = cfg.run_dir / "calibration.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    indices = eligible[: cfg.calibration_images]
+    if len(indices) < cfg.calibration_images:
+        raise InvalidInput(f"only {len(indices)} test images are classified correctly by every net; "
+                           f"lower calibration_images ({cfg.calibration_images})")
     start = time.perf_counter()
-    results = run_instances(milp_job, instances, cfg.run_dir / "milp_rows.jsonl", key="key",
-                            backend=cfg.backend, workers=cfg.workers, redo_errors=redo_errors)
-    _add_stage_seconds(cfg, "milp", time.perf_counter() - start)
+    images, labels = test_set.images[indices], test_set.labels[indices]
+    attack = {"steps": cfg.calibration_pgd_steps, "restarts": cfg.calibration_pgd_restarts, "seed": 0}
+    rates = {}
+    for seed, per_seed in nets.items():
+        for name in NETS:
+            model = load_checkpoint(per_seed[name])[0]
+            rates[f"{seed}/{name}"] = calibration.targeted_pgd_rates(model, images, labels, cfg.calibration_eps,
+                                                                     **attack)
+    mean = {eps: float(np.mean([rates[f"{s}/original"][eps] for s in nets])) for eps in cfg.calibration_eps}
+    chosen = calibration.pick_eps(mean, PUBLISHED_RATE)
+    result = {"target_rate": PUBLISHED_RATE, "eps": chosen, "rate_at_eps": mean[chosen], "images": len(indices),
+              "attack": attack, "grid": cfg.calibration_eps, "mean_original": mean,
+              "rates": {key: {str(e): r for e, r in value.items()} for key, value in rates.items()}}
+    _write_json(path, result)
+    _log(f"calibration: targeted PGD rate {100 * mean[chosen]:.1f} % at eps {chosen} "
+         f"(target {100 * PUBLISHED_RATE:.1f} %)")
+    _add_stage_seconds(cfg, "calibration", time.perf_counter() - start)
+    return result
+
+
+def _network_path(path: Path) -> Path:
+    """The float64 :class:`Network` of a checkpoint, saved beside it (``.npz``)."""
+    out = path.with_suffix(".npz")
+    if not out.is_file():
+        from_torch(load_checkpoint(path)[0], input_shape=(1, 28, 28)).save(out)
+    return out
+
+
+def adv_path(cfg: StudyConfig, seed: int, net: str, eps: float, image: int) -> Path:
+    return cfg.run_dir / "adv" / f"seed{seed}" / f"{net}_{eps}_{image}.npz"
+
+
+def row_optimal(row: dict, cfg: StudyConfig) -> bool:
+    """The optimisation closed its gap: solver optimal and ``gap <= max(abs_gap, mip_gap * |incumbent|)``."""
+    if row.get("solver_status") != "optimal" or row.get("gap") is None:
+        return False
+    return row["gap"] <= max(cfg.abs_gap, cfg.mip_gap * abs(row["ofv"]))
+
+
+_ROW_FIELDS = {f.name for f in fields(AttackRow)}
+
+
+def stage_milp(cfg: StudyConfig, jobs: list[tuple[int, str, Path]], eps_list: list[float], images: list[int],
+               test_set: Dataset, stage: str, redo_errors: bool = False) -> list[dict]:
+    """Rows of every (seed, net, checkpoint) in ``jobs`` x ``eps_list`` x ``images`` x 9 targets.
+
+    One job per (seed, net, eps, image), image by image, so that a run stopped early leaves comparable
+    rows. A job already in ``milp_rows.jsonl`` is reused; one with a target left open by an earlier,
+    shorter ladder runs again, keeping its optimal targets and starting the others above their last limit.
+    """
+    ladder = cfg.ladder
+    out = cfg.run_dir / "milp_rows.jsonl"
+    done = read_results(out) if out.is_file() else {}
+    networks = {(seed, net): _network_path(path) for seed, net, path in jobs}
+    instances = []
+    for i in images:
+        for eps in eps_list:
+            for seed, net, _ in jobs:
+                key = f"s{seed}/{net}/{eps}/{i}"
+                earlier = done.get(key, {}).get("rows", [])
+                instances.append({
+                    "key": key, "network": str(networks[seed, net]), "eps": eps, "image": i,
+                    "label": int(test_set.labels[i]), "x": test_set.images[i].reshape(-1).tolist(),
+                    "engine": cfg.engine, "solver": cfg.solver, "time_limits": ladder, "mip_gap": cfg.mip_gap,
+                    "bounds": cfg.bounds, "pgd_start": cfg.pgd_start,
+                    "decide_time_limit": cfg.decision_seconds or None,
+                    "adv_path": str(adv_path(cfg, seed, net, eps, i)), "fields": {"net": net, "seed": seed},
+                    "settled": {r["target"]: {k: v for k, v in r.items() if k in _ROW_FIELDS}
+                                for r in earlier if r.get("solver_status") == "optimal"},
+                    "previous_limits": {r["target"]: r.get("time_limit") for r in earlier
+                                        if r.get("solver_status") != "optimal"},
+                })
+
+    def open_row(result: dict) -> bool:
+        return any(r.get("solver_status") != "optimal" and (r.get("time_limit") or 0) < ladder[-1]
+                   for r in result.get("rows", []))
+
+    _log(f"{stage}: {len(instances)} optimisation jobs (x9 targets, engine {cfg.engine}, ladder "
+         f"{', '.join(f'{t:g}' for t in ladder)} s) on {cfg.backend} with {cfg.workers or 'all'} workers")
+    start = time.perf_counter()
+    results = run_instances(image_job, instances, out, key="key", backend=cfg.backend, workers=cfg.workers,
+                            redo_errors=redo_errors, redo=open_row,
+                            settings={name: getattr(cfg, name) for name in ROW_SETTINGS})
+    _add_stage_seconds(cfg, stage, time.perf_counter() - start)
     failed = [(instance["key"], result.get("error", "")) for instance, result in zip(instances, results)
               if result.get("status") == "error"]
     if failed:
         first_key, first_error = failed[0]
-        raise StudyJobsFailed(f"{len(failed)} MILP job(s) failed, e.g. {first_key}: {first_error}; the other "
-                              f"rows are kept in {cfg.run_dir / 'milp_rows.jsonl'}: rerun with --redo-errors to retry")
+        raise StudyJobsFailed(f"{len(failed)} optimisation job(s) failed, e.g. {first_key}: {first_error}; the other "
+                              f"rows are kept in {out}: rerun with --redo-errors to retry")
     return [row for result in results for row in result["rows"]]
 
 
-def adversarial_examples(cfg: StudyConfig, rows: list[dict], net: str, eps: float, test_set: Dataset):
-    """The re-checked counterexamples of ``net`` at ``eps``: images ``(K, 1, 28, 28)``, labels, originals."""
-    xs, ys, originals = [], [], []
-    for r in rows:
-        if r["net"] == net and r["eps"] == eps and r["status"] == "adversarial":
-            with np.load(cfg.run_dir / "adv" / f"{net}_{eps}_{r['image']}.npz") as data:
-                xs.append(data[f"target_{r['target']}"])
-            ys.append(r["label"])
-            originals.append(test_set.images[r["image"]].reshape(-1))
+def load_counterexample(cfg: StudyConfig, row: dict) -> np.ndarray | None:
+    """The stored counterexample of a row (flat float64), or None."""
+    path = adv_path(cfg, row["seed"], row["net"], row["eps"], row["image"])
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        name = f"target_{row['target']}"
+        return data[name] if name in data.files else None
+
+
+def counterexamples(cfg: StudyConfig, net_path: Path, rows: list[dict], test_set: Dataset):
+    """The re-checked counterexamples of ``rows`` (:func:`critical_neurons.checked_counterexamples`)."""
+    network = Network.load(_network_path(net_path))
+    clean = {r["image"]: test_set.images[r["image"]] for r in rows}
+    return critical_neurons.checked_counterexamples(network, rows, clean, lambda r: load_counterexample(cfg, r))
+
+
+def _select(rows: list[dict], seed: int, net: str, eps: float) -> list[dict]:
+    return [r for r in rows if r["seed"] == seed and r["net"] == net and r["eps"] == eps]
+
+
+def adversarial_batch(cfg: StudyConfig, net_path: Path, rows: list[dict], test_set: Dataset):
+    """Up to ``adv_importance_images`` re-checked counterexamples, one per image (its lowest OFV), with their
+    clean images: ``(adversarial (M, 1, 28, 28), clean (M, 1, 28, 28), true labels (M,), rows)``."""
+    picked = critical_neurons.one_per_image(rows, cfg.adv_importance_images)
+    x_adv, labels, kept = counterexamples(cfg, net_path, picked, test_set)
+    clean = np.asarray([test_set.images[r["image"]] for r in kept], dtype=np.float32).reshape(-1, 1, 28, 28)
+    return x_adv.astype(np.float32).reshape(-1, 1, 28, 28), clean, labels, kept
+
+
+def _scores(model, images: np.ndarray, labels: np.ndarray, settings: ImportanceSettings) -> list[np.ndarray] | None:
+    return None if len(labels) == 0 else settings.run(model, images, labels).scores
+
+
+def stage_neurons(cfg: StudyConfig, seed: int, nets: dict[str, Path], rows: list[dict], test_set: Dataset,
+                  eps: float) -> dict:
+    """``seed<s>/neurons.json``: importance scores of the original and pruned nets on clean images and
+    on their own re-checked counterexamples at ``eps``, critical sets (score >= ``critical_level``) and
+    their overlaps, in the original's neuron indices."""
+    path = cfg.seed_dir(seed) / "neurons.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    start = time.perf_counter()
+    settings = _importance_settings(cfg)
+    _, clean_images, clean_labels, base_rows = adversarial_batch(cfg, nets["original"],
+                                                                 _select(rows, seed, "original", eps), test_set)
+    out = {"eps": eps, "clean_images": [r["image"] for r in base_rows], "nets": {}}
+    for name in NETS:
+        model, meta = load_checkpoint(nets[name])
+        x_adv, _, y_adv, adv_rows = adversarial_batch(cfg, nets[name], _select(rows, seed, name, eps), test_set)
+        kept = (meta.metrics["mask"]["layers"] if name != "original" else None)
+        out["nets"][name] = {
+            "clean": _plain(_scores(model, clean_images, clean_labels, settings)),
+            "adversarial": _plain(_scores(model, x_adv, y_adv, settings)),
+            "adversarial_rows": [{k: r[k] for k in ("image", "target", "ofv")} for r in adv_rows],
+            "kept_indices": None if kept is None else [layer["kept_indices"] for layer in kept],
+        }
+    out["nets"]["original"]["pruning_batch"] = load_checkpoint(nets["pruned"])[1].metrics["importance"]["scores"]
+    _write_json(path, out)
+    _add_stage_seconds(cfg, "neurons", time.perf_counter() - start)
+    return out
+
+
+def _plain(scores: list[np.ndarray] | None) -> list[list[float]] | None:
+    return None if scores is None else [np.asarray(s).tolist() for s in scores]
+
+
+def neuron_sets(entry: dict, level: float) -> dict:
+    """One seed's ``neurons.json`` summarised: critical sets (score >= ``level``, in the original's indices),
+    their sizes and pairwise comparisons, and the share of the original's critical neurons pruning kept."""
+    sets = {}
+    if entry["nets"]["original"]["clean"] is None:  # no counterexample of the original at this eps
+        return {"sizes": {}, "compare": {}, "kept_by_pruning": {}}
+    for name, net in entry["nets"].items():
+        for kind in ("clean", "adversarial", "pruning_batch"):
+            if net.get(kind) is not None:
+                found = critical_neurons.critical(net[kind], level)
+                if net["kept_indices"] is not None:
+                    found = critical_neurons.in_original_indices(found, net["kept_indices"])
+                sets[f"{name}/{kind}"] = found
+    layers = len(entry["nets"]["original"]["clean"])
+    compare = {}
+    for a, b, what in (("original/clean", "original/adversarial", "accuracy vs robustness, original"),
+                       ("original/pruning_batch", "original/adversarial", "pruning batch vs robustness, original"),
+                       ("pruned/clean", "pruned/adversarial", "accuracy vs robustness, pruned"),
+                       ("original/clean", "pruned/clean", "accuracy: original vs pruned"),
+                       ("original/adversarial", "pruned/adversarial", "robustness: original vs pruned")):
+        if a in sets and b in sets:
+            compare[what] = critical_neurons.compare_sets(sets[a], sets[b], layers)
+    kept = {(k, j) for k, layer in enumerate(entry["nets"]["pruned"]["kept_indices"]) for j in layer}
+    survived = {kind: len(sets[f"original/{kind}"] & kept) / len(sets[f"original/{kind}"])
+                for kind in ("clean", "adversarial") if sets.get(f"original/{kind}")}
+    return {"sizes": {k: len(v) for k, v in sets.items()}, "compare": compare, "kept_by_pruning": survived}
+
+
+def _retrain(cfg: StudyConfig, model, train_set: Dataset, seed: int) -> None:
+    """PGD retraining as after pruning (:func:`prune_and_retrain`'s defaults), in place."""
+    if cfg.retrain_epochs:
+        train(model, train_set, epochs=cfg.retrain_epochs, seed=seed, objective=PGDAdversarial(_adv_config(cfg)),
+              device="cpu", progress=False)
+    model.eval()
+
+
+def stage_control(cfg: StudyConfig, seed: int, original: Path, train_set: Dataset, test_set: Dataset) -> Path:
+    """``seed<s>/retrained.pt``: the original, PGD-retrained for ``retrain_epochs`` like the pruned net but
+    not pruned (the control that separates pruning from the extra adversarial training)."""
+    path = cfg.seed_dir(seed) / f"{CONTROL_NET}.pt"
+    if path.is_file():
+        return path
+    start = time.perf_counter()
+    model, meta = load_checkpoint(original)
+    _retrain(cfg, model, train_set, seed)
+    save_checkpoint(path, model, meta.arch, {"retrained_from_sha256": _sha256(original),
+                                             "retrain_adv_eps": cfg.train_eps, "retrain_epochs": cfg.retrain_epochs},
+                    meta.data_fingerprint, seed, {"clean_test_accuracy": clean_accuracy(model, test_set.images,
+                                                                                        test_set.labels)})
+    _add_stage_seconds(cfg, CONTROL_NET, time.perf_counter() - start)
+    return path
+
+
+def stage_sweep(cfg: StudyConfig, seed: int, nets: dict[str, Path], train_set: Dataset, test_set: Dataset,
+                eps: float) -> dict[str, Path]:
+    """``seed<s>/sweep_t<threshold>.pt``: the plain pruning's scores cut at each of ``sweep_thresholds``,
+    PGD-retrained like the plain pruned net; ``sweep.json``: their accuracy and PGD accuracy at ``eps``."""
+    out = {}
+    model, _ = load_checkpoint(nets["original"])
+    meta = load_checkpoint(nets["pruned"])[1]
+    scores = [np.asarray(s) for s in meta.metrics["importance"]["scores"]]
+    start, trained = time.perf_counter(), False
+    for threshold in cfg.sweep_thresholds:
+        name = f"sweep_t{threshold:g}"
+        path = cfg.seed_dir(seed) / f"{name}.pt"
+        out[name] = path
+        if path.is_file():
+            continue
+        smaller, report = prune(model, scores, threshold)
+        before = clean_accuracy(smaller, test_set.images, test_set.labels)
+        _retrain(cfg, smaller, train_set, seed)
+        save_checkpoint(path, smaller, report.arch,
+                        {"pruned_from_sha256": _sha256(nets["original"]), "threshold": threshold,
+                         "lambda": cfg.prune_lambda, "retrain_adv_eps": cfg.train_eps,
+                         "retrain_epochs": cfg.retrain_epochs},
+                        meta.data_fingerprint, seed,
+                        {"clean_test_accuracy": clean_accuracy(smaller, test_set.images, test_set.labels),
+                         "accuracy_before_retraining": before, "mask": report.to_dict(with_indices=True)})
+        _log(f"seed {seed}: {name} {report.summary()}")
+        trained = True
+    if trained:
+        _add_stage_seconds(cfg, "sweep", time.perf_counter() - start)
+    return out
+
+
+def pgd_accuracy(cfg: StudyConfig, path: Path, test_set: Dataset, eps: float) -> float:
+    """Fraction of the first ``pgd_eval_images`` test images correct clean and under (untargeted) PGD at ``eps``."""
+    model = load_checkpoint(path)[0]
+    n = cfg.pgd_eval_images
+    return robust_accuracy(model, test_set.images[:n], test_set.labels[:n], eps, steps=cfg.calibration_pgd_steps,
+                           restarts=cfg.calibration_pgd_restarts, seed=0)
+
+
+def adversarial_examples(cfg: StudyConfig, rows: list[dict], seed: int, net: str, eps: float,
+                         test_set: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+    """Every stored counterexample of one net at one eps: ``(x_adv, true labels, clean images, rows)``, images
+    ``(M, 1, 28, 28)`` float32 (they passed the float64 re-check when the row was made)."""
+    xs, ys, originals, used = [], [], [], []
+    for r in _select(rows, seed, net, eps):
+        if r["status"] == "adversarial":
+            point = load_counterexample(cfg, r)
+            if point is not None:
+                xs.append(point)
+                ys.append(r["label"])
+                originals.append(test_set.images[r["image"]].reshape(-1))
+                used.append(r)
     shape = (-1, 1, 28, 28)
     return (np.asarray(xs, dtype=np.float32).reshape(shape), np.asarray(ys, dtype=np.int64),
-            np.asarray(originals, dtype=np.float32).reshape(shape))
+            np.asarray(originals, dtype=np.float32).reshape(shape), used)
 
 
-def stage_transfer(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], test_set: Dataset) -> dict:
-    """Reverse testing accuracy, in %: each net on the other net's adversarial examples (true labels)."""
-    models = {name: load_checkpoint(path)[0] for name, path in nets.items()}
+def stage_transfer(cfg: StudyConfig, nets: dict[int, dict[str, Path]], rows: list[dict], eps_list: list[float],
+                   test_set: Dataset) -> dict:
+    """Reverse testing accuracy, in %: each net on the other net's adversarial examples (true labels),
+    per seed and eps, keyed ``"<seed>/<judge>_on_<source>@<eps>"``."""
     out = {}
-    for eps in cfg.eps:
-        for source, judge in (("pruned", "original"), ("original", "pruned")):
-            x_adv, y, _ = adversarial_examples(cfg, rows, source, eps, test_set)
-            value = 100.0 * transfer_accuracy(models[judge], x_adv, y) if len(y) else float("nan")
-            out[f"{judge}_on_{source}@{eps}"] = {"accuracy": value, "examples": int(len(y))}
+    for seed, per_seed in nets.items():
+        models = {name: load_checkpoint(per_seed[name])[0] for name in NETS}
+        for eps in eps_list:
+            for source, judge in (("pruned", "original"), ("original", "pruned")):
+                x_adv, y, _, _ = adversarial_examples(cfg, rows, seed, source, eps, test_set)
+                value = 100.0 * transfer_accuracy(models[judge], x_adv, y) if len(y) else float("nan")
+                out[f"{seed}/{judge}_on_{source}@{eps}"] = {"accuracy": value, "examples": int(len(y))}
     return out
 
 
 def check_resumable(cfg: StudyConfig) -> None:
     """Refuse to add rows to a run made with other settings (its rows would not be comparable).
 
-    Only the fields in ``RESUMABLE_CHANGES`` (more images or eps, other workers...) may differ from the
-    run's ``config.json``; otherwise the error names the fields and suggests a new ``--run``.
+    Only the fields in ``RESUMABLE_CHANGES`` (more images or eps, more time, other workers...) may
+    differ from the run's ``config.json``; otherwise the error names the fields and suggests a new ``--run``.
     """
     path = cfg.run_dir / "config.json"
     if not path.is_file():
@@ -354,7 +726,8 @@ def check_resumable(cfg: StudyConfig) -> None:
                            "resume it with the same settings or start another --run")
 
 
-def write_config(cfg: StudyConfig, nets: dict[str, Path], train_set: Dataset | None, test_set: Dataset | None) -> None:
+def write_config(cfg: StudyConfig, nets: dict[int, dict[str, Path]], train_set: Dataset | None,
+                 test_set: Dataset | None) -> None:
     import highspy
     import pyomo
 
@@ -371,182 +744,76 @@ def write_config(cfg: StudyConfig, nets: dict[str, Path], train_set: Dataset | N
         "data": {} if train_set is None or test_set is None else {
             "train": {"source": train_set.source, "fingerprint": train_set.fingerprint},
             "test": {"source": test_set.source, "fingerprint": test_set.fingerprint}},
-        "models": {name: {"path": str(path), "sha256": _sha256(path)} for name, path in nets.items()},
+        "models": {f"{seed}/{name}": {"path": str(path), "sha256": _sha256(path)}
+                   for seed, per_seed in nets.items() for name, path in per_seed.items()},
         "published": PUBLISHED,
     }
-    tmp = cfg.run_dir / "config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=2, default=str))
-    tmp.replace(cfg.run_dir / "config.json")
-
-
-def _closest_eps(cfg: StudyConfig, rows: list[dict]) -> str:
-    """The eps whose adversarial rates are closest to the published ones ("a tie" when none is closer).
-
-    Rates, not counts: the paper attacked 100 images x 9 targets per net, a run may use fewer
-    images. Distance: sum over both nets of |ours / our MILPs - published / 900|.
-    """
-    def distance(eps: float) -> float:
-        total = 0.0
-        for net in NETS:
-            sub = [r for r in rows if r["net"] == net and r["eps"] == eps]
-            ours = sum(r["status"] == "adversarial" for r in sub) / max(len(sub), 1)
-            total += abs(ours - PUBLISHED[f"adversarial_{net}"] / PUBLISHED_MILPS)
-        return total
-
-    distances = {eps: distance(eps) for eps in cfg.eps}
-    best = min(distances.values())
-    closest = [eps for eps, d in distances.items() if d == best]
-    return str(closest[0]) if len(closest) == 1 else "a tie between " + ", ".join(map(str, closest))
-
-
-def write_report(cfg: StudyConfig, nets: dict[str, Path], rows: list[dict], transfer: dict,
-                 test_set: Dataset, wall_seconds: float) -> dict:
-    """``report.md`` with every table (published vs ours), the CSVs and the PNGs; returns the summary."""
-    out = cfg.run_dir
-    metas = {name: load_checkpoint(path)[1] for name, path in nets.items()}
-    models = {name: load_checkpoint(path)[0] for name, path in nets.items()}
-    accuracy = {name: 100.0 * clean_accuracy(m, test_set.images, test_set.labels) for name, m in models.items()}
-    pruned_meta = metas["pruned"].metrics
-    lines = [f"# Pruning and robustness: run `{cfg.run}`", "",
-             f"Data: {test_set.source} MNIST test set ({len(test_set)} images). Nets: original "
-             f"`{metas['original'].arch}`, pruned `{metas['pruned'].arch}`. MILP: {cfg.solver}, {cfg.bounds} bounds, "
-             f"{cfg.time_limit:g} s per MILP (then up to {cfg.decision_seconds:g} s for a decision when it "
-             f"ends without a proof), {cfg.images} images x 9 targets per net and eps.", ""]
-    timings = stage_seconds(cfg)
-    stage_rows = [[stage, f"{timings[stage]['seconds']:.0f}", timings[stage]["invocations"]] if stage in timings
-                  else [stage, "not recorded (reused from elsewhere)", 0] for stage in STAGES]
-    recorded = sum(t["seconds"] for t in timings.values())
-    lines += ["## Wall time (s, this machine)", "", markdown_table(["stage", "seconds", "invocations"], stage_rows),
-              "", f"Recorded stages: {recorded:.0f} s in all; this invocation: {wall_seconds:.0f} s.", ""]
-
-    lines += ["## Accuracy (%)", "", markdown_table(
-        ["net", "published", "ours"],
-        [["original", PUBLISHED["accuracy_original"], accuracy["original"]],
-         ["pruned + adversarially retrained", PUBLISHED["accuracy_pruned"], accuracy["pruned"]],
-         ["pruned, before retraining", "", 100.0 * pruned_meta.get("accuracy_before_retraining", float("nan"))]]), ""]
-
-    summary_rows, csv_rows = [], []
-    for eps in cfg.eps:
-        for net in NETS:
-            sub = [r for r in rows if r["net"] == net and r["eps"] == eps]
-            counts = {s: sum(r["status"] == s for r in sub) for s in ("adversarial", "robust", "unknown")}
-            timeouts = sum(r["solver_status"] == "time_limit" for r in sub)
-            decided = sum(r.get("decision_status") is not None and r["status"] != "unknown" for r in sub)
-            published = PUBLISHED[f"adversarial_{net}"]
-            summary_rows.append([net, eps, published, counts["adversarial"], 100.0 * published / PUBLISHED_MILPS,
-                                 100.0 * counts["adversarial"] / max(len(sub), 1), counts["robust"],
-                                 counts["unknown"], timeouts, decided, len(sub)])
-            csv_rows.append(summary_rows[-1])
-    lines += ["## Adversarial examples found by the targeted MILP", "",
-              "Every adversarial example passed a float64 forward-pass re-check; `robust` rows have a proven "
-              "optimum or a proven bound > 0 (also when the MILP hit its time limit); `unknown` rows have "
-              "neither a proof nor a checked counterexample. `time-outs` counts the optimisations that hit the "
-              "time limit, whatever their verdict; `settled by decision` counts those of them without a proof "
-              "that a decision MILP (solver cutoff at margin 0) then proved robust or adversarial.", "",
-              markdown_table(["net", "eps", f"published (of {PUBLISHED_MILPS})", "adversarial", "published %",
-                              "adversarial %", "robust", "unknown", "time-outs", "settled by decision", "MILPs"],
-                             summary_rows), "",
-              f"Closest eps to the published rates ({PUBLISHED['adversarial_original']}/{PUBLISHED_MILPS} and "
-              f"{PUBLISHED['adversarial_pruned']}/{PUBLISHED_MILPS} MILPs adversarial): **{_closest_eps(cfg, rows)}** "
-              "(the paper does not state its eps).", ""]
-    write_csv(out / "adversarial_counts.csv",
-              ["net", "eps", "published", "adversarial", "published_pct", "adversarial_pct", "robust", "unknown",
-               "timeouts", "settled_by_decision", "milps"], csv_rows)
-
-    transfer_rows = []
-    for eps in cfg.eps:
-        for judge, source, key in (("original", "pruned", "reverse_original_on_pruned"),
-                                   ("pruned", "original", "reverse_pruned_on_original")):
-            t = transfer[f"{judge}_on_{source}@{eps}"]
-            transfer_rows.append([f"{judge} on {source}'s examples", eps, PUBLISHED[key], t["accuracy"], t["examples"]])
-    lines += ["## Reverse testing accuracy (%)", "", markdown_table(
-        ["accuracy of", "eps", "published", "ours", "examples"], transfer_rows), ""]
-    write_csv(out / "reverse_testing.csv", ["accuracy_of", "eps", "published", "ours", "examples"], transfer_rows)
-
-    for eps in cfg.eps:
-        for field_name, title in (("label", "original label"), ("target", "target label")):
-            per = {net: count_by([r for r in rows if r["net"] == net and r["eps"] == eps], field_name) for net in NETS}
-            table = [[c, per["original"][c]["images"], per["original"][c]["adversarial"], per["pruned"][c]["adversarial"],
-                      per["original"][c]["success_rate"], per["pruned"][c]["success_rate"]] for c in range(10)]
-            header = [title, "images", "adv original", "adv pruned", "success original", "success pruned"]
-            lines += [f"## Per {title}, eps {eps} (Fig. 3)", "", markdown_table(header, table), ""]
-            write_csv(out / f"per_{field_name}_eps{eps}.csv", header, table)
-
-    stat_rows = []
-    for eps in cfg.eps:
-        for net in NETS:
-            sub = [r for r in rows if r["net"] == net and r["eps"] == eps]
-            for outcome, pick in (("successful", "adversarial"), ("unsuccessful", "robust")):
-                chosen = [r for r in sub if r["status"] == pick]
-                for quantity in ("ofv", "time_s"):
-                    # An OFV is only known at an optimum; a time-limited row has an incumbent and a bound.
-                    values = [r[quantity] for r in chosen if quantity != "ofv" or r["solver_status"] == "optimal"]
-                    d = describe(values)
-                    stat_rows.append([net, eps, outcome, quantity, *[d[k] for k in STAT_COLUMNS]])
-    lines += ["## OFV and generation time (Fig. 4)", "",
-              f"Published times: mean {PUBLISHED['time_mean_successful']} s successful, "
-              f"{PUBLISHED['time_mean_unsuccessful']} s unsuccessful, max {PUBLISHED['time_max']} s. Our time per MILP "
-              "counts its PGD search and solve plus, on each image's first target, the image's bounds and model "
-              "building. OFV statistics use the MILPs solved to optimality only (time-limited ones are in the "
-              "time-outs column above).", "",
-              markdown_table(["net", "eps", "outcome", "quantity", *STAT_COLUMNS], stat_rows), ""]
-    write_csv(out / "ofv_time_stats.csv", ["net", "eps", "outcome", "quantity", *STAT_COLUMNS], stat_rows)
-
-    lines += ["## Figures", ""]
-    for eps in cfg.eps:
-        for net in NETS:
-            sub = [r for r in rows if r["net"] == net and r["eps"] == eps]
-            name = f"{net}_eps{eps}"
-            plot_confusion(confusion(sub), f"{net}, eps {eps}: adversarial examples", out / f"confusion_{name}.png")
-            x_adv, y, originals = adversarial_examples(cfg, rows, net, eps, test_set)
-            adv_rows = [r for r in sub if r["status"] == "adversarial"]
-            pairs = [(originals[k], x_adv[k], f"{adv_rows[k]['label']}->{adv_rows[k]['predicted']}")
-                     for k in range(min(10, len(adv_rows)))]
-            plot_image_grid(pairs, f"{net}, eps {eps}: originals (top), MILP adversarial examples (bottom)",
-                            out / f"grid_{name}.png")
-            optimal = [r for r in sub if r["solver_status"] == "optimal"]
-            plot_histograms({"successful": [r["ofv"] for r in optimal if r["status"] == "adversarial"],
-                             "unsuccessful": [r["ofv"] for r in optimal if r["status"] == "robust"]},
-                            "OFV (z_label - z_target)", f"{net}, eps {eps}", out / f"ofv_{name}.png")
-            plot_histograms({"successful": [r["time_s"] for r in adv_rows],
-                             "unsuccessful": [r["time_s"] for r in sub if r["status"] == "robust"]},
-                            "seconds per MILP", f"{net}, eps {eps}", out / f"time_{name}.png")
-            lines += [f"![grid {name}](grid_{name}.png) ![confusion {name}](confusion_{name}.png)",
-                      f"![ofv {name}](ofv_{name}.png) ![time {name}](time_{name}.png)", ""]
-    write_csv(out / "milp_rows.csv", list(rows[0].keys()) if rows else [], [list(r.values()) for r in rows])
-    (out / "report.md").write_text("\n".join(lines) + "\n")
-    summary = {"accuracy": accuracy, "counts": csv_rows, "transfer": transfer, "wall_seconds": wall_seconds,
-               "stage_seconds": timings}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    first_detail = next(i for i, line in enumerate(lines) if line.startswith("## Per "))
-    print("\n".join(lines[:first_detail]))
-    return summary
+    _write_json(cfg.run_dir / "config.json", config)
 
 
 def run_study(cfg: StudyConfig, redo_errors: bool = False) -> dict:
     """All stages; returns the summary that ``report.md`` opens with.
 
     The settings are checked against an earlier invocation's ``config.json`` (and recorded there)
-    before any stage runs; ``redo_errors`` retries MILP jobs that ended in an error row.
+    before any stage runs; ``redo_errors`` retries optimisation jobs that ended in an error row.
     """
+    from robustmip.studies.prune_robustness_report import write_report
+
     start = time.perf_counter()
     cfg.validate()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     check_resumable(cfg)
     if not (cfg.run_dir / "config.json").is_file():
         write_config(cfg, {}, None, None)
-    torch.manual_seed(cfg.seed)
     # One torch thread by default: beside solver processes, OpenMP spin-waiting made a training
     # epoch ~100x slower on 2 cores (STACK_NOTES); on an idle machine 2 threads gain only ~1.4x.
     torch.set_num_threads(cfg.torch_threads)
     train_set, test_set = _load_data(cfg)
     _log(f"data: {train_set.source} MNIST ({len(train_set)} train / {len(test_set)} test); run dir {cfg.run_dir}")
-    original = stage_original(cfg, train_set, test_set)
-    pruned = stage_pruned(cfg, original, train_set, test_set)
-    nets = {"original": original, "pruned": pruned}
+    nets: dict[int, dict[str, Path]] = {}
+    for seed in cfg.seeds:
+        torch.manual_seed(seed)
+        original = stage_original(cfg, seed, train_set, test_set)
+        nets[seed] = {"original": original, "pruned": stage_pruned(cfg, seed, original, train_set, test_set)}
     write_config(cfg, nets, train_set, test_set)
-    rows = stage_milp(cfg, nets, test_set, redo_errors)
-    transfer = stage_transfer(cfg, nets, rows, test_set)
-    summary = write_report(cfg, nets, rows, transfer, test_set, time.perf_counter() - start)
-    _log(f"report: {cfg.run_dir / 'report.md'}")
+
+    eligible = eligible_images(nets, test_set)
+    chosen = [int(i) for i in eligible[: cfg.images]]
+    if len(chosen) < cfg.images:
+        raise InvalidInput(f"only {len(chosen)} test images are classified correctly by every net")
+    calibrated = stage_calibration(cfg, nets, test_set, eligible) if cfg.calibrate else None
+    focus_eps = calibrated["eps"] if calibrated else max(cfg.eps)
+    eps_list = sorted(set(cfg.eps) | {focus_eps})
+    jobs = [(seed, name, per_seed[name]) for seed, per_seed in nets.items() for name in NETS]
+    rows = stage_milp(cfg, jobs, eps_list, chosen, test_set, "milp", redo_errors)
+
+    neurons, sweep = {}, {}
+    for seed in cfg.seeds:
+        neurons[seed] = stage_neurons(cfg, seed, nets[seed], rows, test_set, focus_eps)
+    extra = []
+    for seed in cfg.seeds:
+        if cfg.retrain_control:
+            nets[seed][CONTROL_NET] = stage_control(cfg, seed, nets[seed]["original"], train_set, test_set)
+            extra.append((seed, CONTROL_NET, nets[seed][CONTROL_NET]))
+        if cfg.robust_prune:
+            x_adv, _, y_adv, _ = adversarial_batch(cfg, nets[seed]["original"],
+                                                   _select(rows, seed, "original", focus_eps), test_set)
+            nets[seed][ROBUST_NET] = stage_pruned(cfg, seed, nets[seed]["original"], train_set, test_set,
+                                                  extra_batch=(x_adv, y_adv), name=ROBUST_NET)
+            extra.append((seed, ROBUST_NET, nets[seed][ROBUST_NET]))
+    if extra:
+        rows += stage_milp(cfg, extra, [focus_eps], chosen, test_set, "milp_extra", redo_errors)
+    if cfg.sweep_thresholds:
+        seed = cfg.seeds[0]
+        sweep = stage_sweep(cfg, seed, nets[seed], train_set, test_set, focus_eps)
+        nets[seed].update(sweep)
+        rows += stage_milp(cfg, [(seed, name, path) for name, path in sweep.items()], [focus_eps],
+                           chosen[: cfg.sweep_images], test_set, "milp_sweep", redo_errors)
+    write_config(cfg, nets, train_set, test_set)
+    transfer = stage_transfer(cfg, nets, rows, eps_list, test_set)
+    report_start = time.perf_counter()
+    summary = write_report(cfg, nets, rows, transfer, calibrated, neurons, sorted(sweep), eps_list, focus_eps,
+                           test_set, time.perf_counter() - start)
+    _add_stage_seconds(cfg, "report", time.perf_counter() - report_start)
+    _log(f"report: {cfg.run_dir / 'report.md'}" + (f" (copied to {cfg.report_dir})" if cfg.report_dir else ""))
     return summary
