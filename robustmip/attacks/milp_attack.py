@@ -5,7 +5,7 @@ One persistent model per (network, image, eps) serves all of the image's targets
 carries a counterexample that passed the float64 re-check.
 
 A target's optimisation runs through an *optimiser* ``(problem, target, time_limits) ->``
-:class:`MarginOptimum`; :func:`optimise_margin` (the MILP) is the default, and a caller may hand in
+:class:`TargetOptimum`; :func:`optimise_margin` (the MILP) is the default, and a caller may hand in
 another engine with the same contract (the studies choose the engine by name).
 """
 
@@ -28,7 +28,7 @@ from robustmip.solvers import MilpSolver
 
 
 @dataclass
-class MarginOptimum:
+class TargetOptimum:
     """The best an engine did on one target's max-margin question, over a ladder of time limits.
 
     Attributes:
@@ -61,8 +61,8 @@ class MarginOptimum:
         return gap / scale if scale > 0 else (0.0 if gap <= 0 else float("inf"))
 
 
-Optimiser = Callable[[ImageProblem, int, Sequence[float]], MarginOptimum]
-"""``(problem, target, time_limits) -> MarginOptimum``: one target's max-margin optimisation."""
+Optimiser = Callable[[ImageProblem, int, Sequence[float]], TargetOptimum]
+"""``(problem, target, time_limits) -> TargetOptimum``: one target's max-margin optimisation."""
 
 
 def time_ladder(first: float, last: float | None = None, factor: float = 4.0) -> list[float]:
@@ -78,7 +78,7 @@ def time_ladder(first: float, last: float | None = None, factor: float = 4.0) ->
     return ladder + [float(last)]
 
 
-def optimise_margin(problem: ImageProblem, target: int, time_limits: Sequence[float]) -> MarginOptimum:
+def optimise_margin(problem: ImageProblem, target: int, time_limits: Sequence[float]) -> TargetOptimum:
     """Minimise the targeted margin with the MILP, rerunning with the next, longer limit until optimal.
 
     The first attempt searches with the problem's falsifier (its best point is the MIP start); each
@@ -95,7 +95,7 @@ def optimise_margin(problem: ImageProblem, target: int, time_limits: Sequence[fl
         if verdict.solver_status != "time_limit":
             break
         start = problem.encoding.input_values() if verdict.objective is not None else problem.x
-    return MarginOptimum(verdict, attempt, float(limit), solve_s)
+    return TargetOptimum(verdict, attempt, float(limit), solve_s)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Every max-margin optimisation of a study goes through :func:`optimise_target` with an ``engine``
 setting. ``milp`` is the monolithic MILP (:func:`robustmip.attacks.milp_attack.optimise_margin`: one
 solve per rung of a time ladder, each starting from the last incumbent). An engine is a function
-``(problem, target, time_limits) -> MarginOptimum`` registered in :data:`ENGINES`; a branch-and-bound
+``(problem, target, time_limits) -> TargetOptimum`` registered in :data:`ENGINES`; a branch-and-bound
 that optimises joins it under its own name.
 
 :func:`image_job` is the picklable job that :func:`robustmip.parallel.run_instances` runs: one
@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from robustmip.attacks.milp_attack import MarginOptimum, Optimiser, attack_image, optimise_margin
+from robustmip.attacks.milp_attack import Optimiser, TargetOptimum, attack_image, optimise_margin
 from robustmip.errors import InvalidInput
 from robustmip.milp import ImageProblem
 from robustmip.network import Network
@@ -30,7 +30,7 @@ ENGINES: dict[str, Optimiser] = {"milp": optimise_margin}
 
 
 def optimise_target(problem: ImageProblem, target: int, time_limits: Sequence[float], *,
-                    engine: str = "milp") -> MarginOptimum:
+                    engine: str = "milp") -> TargetOptimum:
     """Minimise ``z_label - z_target`` over the problem's box with ``engine``, over a ladder of time limits."""
     if engine not in ENGINES:
         raise InvalidInput(f"unknown engine {engine!r}; choose one of {sorted(ENGINES)}")
@@ -38,7 +38,7 @@ def optimise_target(problem: ImageProblem, target: int, time_limits: Sequence[fl
 
 
 def _continued(problem: ImageProblem, target: int, time_limits: Sequence[float], *, engine: str,
-               previous: dict[int, float]) -> MarginOptimum:
+               previous: dict[int, float]) -> TargetOptimum:
     """:func:`optimise_target` on the rungs above the limit an earlier run stopped at for this target."""
     above = [t for t in time_limits if t > (previous.get(target) or 0.0)]
     return optimise_target(problem, target, above or list(time_limits)[-1:], engine=engine)
