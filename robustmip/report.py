@@ -81,6 +81,18 @@ def _pyplot():
     return plt
 
 
+def _finish(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str | Path, legend: bool = True) -> None:
+    """Label the axes, title, legend; save ``fig`` to ``path`` and close it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if legend:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_image_grid(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], title: str, path: str | Path) -> None:
     """Originals (top) above their adversarial examples (bottom), each captioned (Fig. 2a)."""
     plt = _pyplot()
@@ -111,14 +123,7 @@ def plot_histograms(groups: dict[str, Sequence[float]], xlabel: str, title: str,
     for name, v in values.items():
         if v.size:
             ax.hist(v, bins=edges, histtype="step", linewidth=1.4, label=f"{name} (n={v.size})", log=log)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("count")
-    ax.set_title(title, fontsize=9)
-    if pooled.size:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(plt, fig, ax, xlabel, "count", title, path, legend=bool(pooled.size))
 
 
 def plot_confusions(matrices: dict[str, np.ndarray], title: str, path: str | Path) -> None:
@@ -160,13 +165,7 @@ def plot_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlab
         ax.axhline(hline[0], color="grey", linestyle="--", linewidth=0.8, label=hline[1])
     if vline is not None:
         ax.axvline(vline[0], color="grey", linestyle=":", linewidth=0.8, label=vline[1])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(plt, fig, ax, xlabel, ylabel, title, path)
 
 
 def plot_bars(categories: Sequence, series: dict[str, Sequence[float]], xlabel: str, ylabel: str, title: str,
@@ -180,13 +179,7 @@ def plot_bars(categories: Sequence, series: dict[str, Sequence[float]], xlabel: 
         ax.bar(positions + (k - (len(series) - 1) / 2) * width, values, width, label=name)
     ax.set_xticks(positions)
     ax.set_xticklabels([str(c) for c in categories])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(plt, fig, ax, xlabel, ylabel, title, path)
 
 
 def plot_curves(panels: dict[str, tuple[Sequence[tuple], Sequence[tuple]]], xlabel: str, ylabel: str,
