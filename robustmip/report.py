@@ -159,8 +159,8 @@ def plot_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlab
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     for name, (x, y) in series.items():
         ax.plot(x, y, marker=".", label=name)
-    for name, (x, y) in (points or {}).items():
-        ax.plot(x, y, linestyle="none", marker="D", markersize=6, markerfacecolor="none", label=name)
+    for (name, (x, y)), marker in zip((points or {}).items(), "Ds^vo"):
+        ax.plot(x, y, linestyle="none", marker=marker, markersize=7, markerfacecolor="none", label=name)
     if hline is not None:
         ax.axhline(hline[0], color="grey", linestyle="--", linewidth=0.8, label=hline[1])
     if vline is not None:

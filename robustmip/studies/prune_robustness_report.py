@@ -164,7 +164,8 @@ def _calibration_section(cfg: study.StudyConfig, calibrated: dict | None, rows: 
             f"eps {grid[0]:g}..{grid[-1]:g}: the originals' mean rate is nearest the published "
             f"{100 * study.PUBLISHED_RATE:.1f} % (148/900) at **eps {calibrated['eps']:g}** "
             f"({100 * calibrated['rate_at_eps']:.1f} %). PGD finds a subset of the adversarial pairs, so the exact "
-            "rate there is at least as high (diamonds: the exact MILP rates). Table: `calibration.csv`.", "",
+            "rate on the same images is at least as high (open markers: the exact MILP rates on the study's "
+            "images). Table: `calibration.csv`.", "",
             "![rate vs eps](rate_vs_eps.png)", ""]
 
 
