@@ -26,7 +26,7 @@ demo-verify: $(STAMP)
 # results/prune_robustness/paper_v2/ and copies the report to reports/prune_robustness/paper_v2/.
 # Resumable: rerun the same command; benchmarks/study_estimate.py estimates its duration.
 study: $(STAMP)
-	$(VENV)/bin/robustmip study --config paper_v2 --workers 2 $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(VENV)/bin/robustmip study --config full --workers 2 $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

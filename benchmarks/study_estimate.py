@@ -2,11 +2,11 @@
 
 Make the small run with the full config and fewer seeds and images, under another run name, e.g.::
 
-    robustmip study --config paper_v2 --run estimate --seeds 0 --images 3 --sweep-images 1 --workers 2
+    robustmip study --config full --run estimate --seeds 0 --images 3 --sweep-images 1 --workers 2
 
 then extrapolate to the full config::
 
-    python benchmarks/study_estimate.py results/prune_robustness/estimate --config paper_v2 --workers 2
+    python benchmarks/study_estimate.py results/prune_robustness/estimate --config full --workers 2
 
 Per stage: training, pruning, retraining and importance scale with the seeds; the calibration with
 nets x images; each optimisation stage with its number of optimisations (seeds x nets x eps x images x
@@ -33,11 +33,11 @@ PER_SEED = ("original", "pruned", "neurons", CONTROL_NET, ROBUST_NET)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="the small run's folder (holding config.json and timings.json)")
-    parser.add_argument("--config", default="paper_v2", help="the full run's config (name or JSON file)")
+    parser.add_argument("--config", default="full", help="the full run's config (name or JSON file)")
     parser.add_argument("--workers", type=int, default=2, help="parallel optimisation workers of the full run")
     args = parser.parse_args(argv)
     small = StudyConfig(**json.loads((args.run_dir / "config.json").read_text())["config"])
-    full = StudyConfig(**load_config(args.config))
+    full = load_config(args.config)
     timings = json.loads((args.run_dir / "timings.json").read_text())
     rows = [r for v in read_results(args.run_dir / "milp_rows.jsonl").values() for r in v.get("rows", [])]
     calibration = json.loads((args.run_dir / "calibration.json").read_text()) if full.calibrate else None

@@ -150,24 +150,6 @@ def plot_confusions(matrices: dict[str, np.ndarray], title: str, path: str | Pat
     plt.close(fig)
 
 
-def plot_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str, title: str,
-                path: str | Path, points: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
-                hline: tuple[float, str] | None = None, vline: tuple[float, str] | None = None) -> None:
-    """Lines ``name -> (x, y)`` on one axes, optional marked points ``name -> (x, y)`` (drawn as markers
-    without lines), and a labelled horizontal and vertical reference line."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    for name, (x, y) in series.items():
-        ax.plot(x, y, marker=".", label=name)
-    for (name, (x, y)), marker in zip((points or {}).items(), "Ds^vo"):
-        ax.plot(x, y, linestyle="none", marker=marker, markersize=7, markerfacecolor="none", label=name)
-    if hline is not None:
-        ax.axhline(hline[0], color="grey", linestyle="--", linewidth=0.8, label=hline[1])
-    if vline is not None:
-        ax.axvline(vline[0], color="grey", linestyle=":", linewidth=0.8, label=vline[1])
-    _finish(plt, fig, ax, xlabel, ylabel, title, path)
-
-
 def plot_bars(categories: Sequence, series: dict[str, Sequence[float]], xlabel: str, ylabel: str, title: str,
               path: str | Path) -> None:
     """Grouped bars: one group per category, one bar per named series (e.g. published beside ours)."""
@@ -183,11 +165,13 @@ def plot_bars(categories: Sequence, series: dict[str, Sequence[float]], xlabel: 
 
 
 def plot_curves(panels: dict[str, tuple[Sequence[tuple], Sequence[tuple]]], xlabel: str, ylabel: str,
-                path: str | Path) -> None:
+                path: str | Path, references: Sequence[tuple[str, float, str]] = ()) -> None:
     """Line plots side by side, one panel per key (e.g. Fig. 3 of a certified-training paper).
 
     Each panel is ``(series, markers)``: series ``(label, x, y, linestyle)``, markers ``(label, x, y)``
     (e.g. published values). A label's first word picks its colour, the same in every panel.
+    ``references``: ``("h" or "v", value, label)`` grey reference lines drawn on every panel. The y axis
+    runs from 0 to 100 (percentages).
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.2 * max(len(panels), 1), 3.8), squeeze=False)
@@ -202,6 +186,9 @@ def plot_curves(panels: dict[str, tuple[Sequence[tuple], Sequence[tuple]]], xlab
             ax.plot(x, y, linestyle=style, color=colour(label), label=label)
         for label, x, y in markers:
             ax.plot(x, y, marker="o", linestyle="none", color=colour(label), label=label)
+        for kind, value, label in references:
+            line = ax.axhline if kind == "h" else ax.axvline
+            line(value, color="grey", linestyle="--" if kind == "h" else ":", linewidth=0.8, label=label)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=9)

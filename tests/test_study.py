@@ -157,13 +157,19 @@ def test_open_rows_are_rerun_with_more_time_keeping_the_optimal_ones(tiny_run):
 def test_resume_refuses_rows_made_with_other_settings(tiny_run):
     study, cfg, _ = tiny_run
     from robustmip.errors import InvalidInput
+    from robustmip.studies.runs import open_run
 
-    study.check_resumable(replace(cfg, images=3, eps=[0.05, 0.2], workers=1, max_time_limit=80))
-    with pytest.raises(InvalidInput, match=r"time_limit: 10 -> 5.*another --run"):
-        study.check_resumable(replace(cfg, time_limit=5))
-    for change in ({"seeds": [0]}, {"decide_time_limit": 0.0}, {"mip_gap": 1e-6}, {"sweep_thresholds": [0.3]}):
-        with pytest.raises(InvalidInput, match=next(iter(change))):
-            study.check_resumable(replace(cfg, **change))
+    recorded = (cfg.run_dir / "config.json").read_text()
+    try:
+        open_run(replace(cfg, images=3, eps=[0.05, 0.2], workers=1, max_time_limit=80), cfg.run_dir,
+                 study.RESUMABLE_CHANGES)
+        with pytest.raises(InvalidInput, match=r"time_limit: 10 -> 5.*another run name"):
+            open_run(replace(cfg, time_limit=5), cfg.run_dir, study.RESUMABLE_CHANGES)
+        for change in ({"seeds": [0]}, {"decide_time_limit": 0.0}, {"mip_gap": 1e-6}, {"sweep_thresholds": [0.3]}):
+            with pytest.raises(InvalidInput, match=next(iter(change))):
+                open_run(replace(cfg, **change), cfg.run_dir, study.RESUMABLE_CHANGES)
+    finally:
+        (cfg.run_dir / "config.json").write_text(recorded)
 
 
 def test_notebook_executes_on_the_run(tiny_run, monkeypatch):

@@ -22,7 +22,7 @@ BACKEND_CHOICES = ("serial", "processes", "ray")
 def add_study_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The study's options; every default is None so that only flags given explicitly override the config."""
     parser.add_argument("--config", help="study settings: a JSON file of StudyConfig fields, or the name of a "
-                        "shipped config (demo, paper_v2); flags given explicitly win over it")
+                        "shipped config (demo, full); flags given explicitly win over it")
     parser.add_argument("--run", help="run name: results go to OUT_ROOT/RUN (default 'default')")
     parser.add_argument("--out-root", help="folder of the runs (default results/prune_robustness)")
     parser.add_argument("--report-dir", help="also copy the report (markdown, CSVs, PNGs, JSON) to this folder")
@@ -101,9 +101,7 @@ def config_from_args(args: argparse.Namespace):
     """Defaults, overridden by ``--config``, overridden by the flags given on the command line."""
     from robustmip.studies.prune_robustness import StudyConfig, load_config
 
-    values = asdict(StudyConfig())
-    if args.config:
-        values.update(load_config(args.config))
+    values = asdict(load_config(args.config) if args.config else StudyConfig())
     for name, value in vars(args).items():
         if name in values and value is not None:
             values[name] = value

@@ -25,16 +25,14 @@ finish), for every training seed of ``seeds``:
    ``report.md``, CSVs, PNGs, ``config.json``, copied to ``report_dir`` when set.
 
 Run ``robustmip study --help`` (or the thin script ``experiments/prune_robustness.py``). A config is
-a JSON file of :class:`StudyConfig` fields; a bare name (``demo``, ``paper_v2``) is one shipped in
-``robustmip/studies/configs/``.
+a JSON file of :class:`StudyConfig` fields; a bare name (``demo``, ``full``) is one shipped in
+``robustmip/studies/configs/`` (``prune_robustness_<name>.json``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -46,7 +44,7 @@ from robustmip.attacks import PGDConfig, clean_accuracy, robust_accuracy, transf
 from robustmip.attacks.milp_attack import AttackRow, time_ladder
 from robustmip.bounds import BOUNDS_METHODS
 from robustmip.data import Dataset, load_dataset
-from robustmip.errors import DataError, InvalidInput, RobustMipError
+from robustmip.errors import InvalidInput, RobustMipError
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
 from robustmip.models import build_model
@@ -56,6 +54,7 @@ from robustmip.pruning import ImportanceSettings, prune, prune_and_retrain
 from robustmip.solvers import SOLVERS
 from robustmip.studies import calibration, critical_neurons
 from robustmip.studies.engines import ENGINES, image_job
+from robustmip.studies.runs import load_settings, logger, open_run, versions, write_json
 from robustmip.training import PGDAdversarial, train
 
 PUBLISHED = {
@@ -236,30 +235,9 @@ def _integer(value, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
-CONFIG_NAMES = ("demo", "paper_v2")
-"""Configs shipped in ``robustmip/studies/configs/``."""
-
-
-def load_config(name_or_path: str) -> dict:
-    """The fields of a config: a shipped one by bare name (``demo``), or a JSON file by path."""
-    path = Path(name_or_path)
-    if name_or_path in CONFIG_NAMES and not path.exists():
-        text = (importlib.resources.files("robustmip.studies") / "configs" / f"{name_or_path}.json").read_text()
-        source = f"the shipped config {name_or_path!r}"
-    else:
-        if not path.is_file():
-            raise DataError(f"study config {path} not found (a file path, or one of the shipped {CONFIG_NAMES})")
-        text, source = path.read_bytes(), str(path)
-    try:
-        loaded = json.loads(text)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise DataError(f"{source} is not valid JSON ({exc})") from exc
-    if not isinstance(loaded, dict):
-        raise DataError(f"{source} must hold a JSON object of study settings")
-    unknown = set(loaded) - {f.name for f in fields(StudyConfig)}
-    if unknown:
-        raise InvalidInput(f"unknown fields in {source}: {sorted(unknown)}")
-    return loaded
+def load_config(name_or_path: str) -> StudyConfig:
+    """A shipped config by name (``demo``, ``full``: ``configs/prune_robustness_<name>.json``) or a JSON file."""
+    return load_settings("prune_robustness", name_or_path, StudyConfig)
 
 
 # Fields that may change between invocations of one run: the rows they add stay comparable.
@@ -278,8 +256,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _log(message: str) -> None:
-    print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
+_log = logger("study")
 
 
 STAGES = ("original", "pruned", "calibration", "milp", "neurons", "retrained", "pruned_robust", "milp_extra",
@@ -297,13 +274,7 @@ def _add_stage_seconds(cfg: StudyConfig, stage: str, seconds: float) -> None:
     entry = timings.setdefault(stage, {"seconds": 0.0, "invocations": 0})
     entry["seconds"] += seconds
     entry["invocations"] += 1
-    _write_json(cfg.run_dir / "timings.json", timings)
-
-
-def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str))
-    tmp.replace(path)
+    write_json(cfg.run_dir / "timings.json", timings)
 
 
 def _load_data(cfg: StudyConfig) -> tuple[Dataset, Dataset]:
@@ -435,7 +406,7 @@ def stage_calibration(cfg: StudyConfig, nets: dict[int, dict[str, Path]], test_s
     result = {"target_rate": PUBLISHED_RATE, "eps": chosen, "rate_at_eps": mean[chosen], "images": len(indices),
               "attack": attack, "grid": cfg.calibration_eps, "mean_original": mean,
               "rates": {key: {str(e): r for e, r in value.items()} for key, value in rates.items()}}
-    _write_json(path, result)
+    write_json(path, result)
     _log(f"calibration: targeted PGD rate {100 * mean[chosen]:.1f} % at eps {chosen} "
          f"(target {100 * PUBLISHED_RATE:.1f} %)")
     _add_stage_seconds(cfg, "calibration", time.perf_counter() - start)
@@ -573,7 +544,7 @@ def stage_neurons(cfg: StudyConfig, seed: int, nets: dict[str, Path], rows: list
             "kept_indices": None if kept is None else [layer["kept_indices"] for layer in kept],
         }
     out["nets"]["original"]["pruning_batch"] = load_checkpoint(nets["pruned"])[1].metrics["importance"]["scores"]
-    _write_json(path, out)
+    write_json(path, out)
     _add_stage_seconds(cfg, "neurons", time.perf_counter() - start)
     return out
 
@@ -708,63 +679,32 @@ def stage_transfer(cfg: StudyConfig, nets: dict[int, dict[str, Path]], rows: lis
     return out
 
 
-def check_resumable(cfg: StudyConfig) -> None:
-    """Refuse to add rows to a run made with other settings (its rows would not be comparable).
-
-    Only the fields in ``RESUMABLE_CHANGES`` (more images or eps, more time, other workers...) may
-    differ from the run's ``config.json``; otherwise the error names the fields and suggests a new ``--run``.
-    """
-    path = cfg.run_dir / "config.json"
-    if not path.is_file():
-        return
-    before = json.loads(path.read_text())["config"]
-    now = asdict(cfg)
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k, "<absent>") != now[k])
-    if changed:
-        details = ", ".join(f"{k}: {before.get(k, '<absent>')!r} -> {now[k]!r}" for k in changed)
-        raise InvalidInput(f"run {cfg.run_dir} was made with other settings ({details}); "
-                           "resume it with the same settings or start another --run")
-
-
-def write_config(cfg: StudyConfig, nets: dict[int, dict[str, Path]], train_set: Dataset | None,
-                 test_set: Dataset | None) -> None:
-    import highspy
-    import pyomo
-
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                "pyomo": pyomo.version.version, "highspy": getattr(highspy, "__version__", "unknown")}
-    try:
-        import gurobipy
-
-        versions["gurobipy"] = gurobipy.gurobi.version()
-    except ImportError:
-        pass
-    config = {
-        "config": asdict(cfg), "versions": versions, "platform": platform.platform(),
-        "data": {} if train_set is None or test_set is None else {
-            "train": {"source": train_set.source, "fingerprint": train_set.fingerprint},
-            "test": {"source": test_set.source, "fingerprint": test_set.fingerprint}},
+def write_config(cfg: StudyConfig, nets: dict[int, dict[str, Path]], train_set: Dataset,
+                 test_set: Dataset) -> None:
+    """``config.json``: the settings (as :func:`open_run` records them) with the versions, the data's
+    fingerprints, every checkpoint's hash and the published values."""
+    write_json(cfg.run_dir / "config.json", {
+        "config": asdict(cfg), "versions": versions(),
+        "data": {"train": {"source": train_set.source, "fingerprint": train_set.fingerprint},
+                 "test": {"source": test_set.source, "fingerprint": test_set.fingerprint}},
         "models": {f"{seed}/{name}": {"path": str(path), "sha256": _sha256(path)}
                    for seed, per_seed in nets.items() for name, path in per_seed.items()},
         "published": PUBLISHED,
-    }
-    _write_json(cfg.run_dir / "config.json", config)
+    })
 
 
 def run_study(cfg: StudyConfig, redo_errors: bool = False) -> dict:
     """All stages; returns the summary that ``report.md`` opens with.
 
-    The settings are checked against an earlier invocation's ``config.json`` (and recorded there)
-    before any stage runs; ``redo_errors`` retries optimisation jobs that ended in an error row.
+    The settings are checked against an earlier invocation's ``config.json`` (only the fields in
+    ``RESUMABLE_CHANGES`` may differ) and recorded there before any stage runs; ``redo_errors`` retries
+    optimisation jobs that ended in an error row.
     """
     from robustmip.studies.prune_robustness_report import write_report
 
     start = time.perf_counter()
     cfg.validate()
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    check_resumable(cfg)
-    if not (cfg.run_dir / "config.json").is_file():
-        write_config(cfg, {}, None, None)
+    open_run(cfg, cfg.run_dir, RESUMABLE_CHANGES)
     # One torch thread by default: beside solver processes, OpenMP spin-waiting made a training
     # epoch ~100x slower on 2 cores (STACK_NOTES); on an idle machine 2 threads gain only ~1.4x.
     torch.set_num_threads(cfg.torch_threads)

@@ -150,12 +150,12 @@ def _calibration_section(cfg: study.StudyConfig, calibrated: dict | None, rows: 
     exact = {net: [float(np.mean([_pct(sum(r["status"] == "adversarial" for r in _rows(rows, net, e, s)),
                                        len(_rows(rows, net, e, s))) for s in seeds])) for e in eps_list]
              for net in study.NETS}
-    plot_curves({f"{net}, targeted PGD": (grid, [100 * v for v in mean[net]]) for net in study.NETS},
-                "eps (l-inf)", "adversarial (image, target) pairs, %",
-                f"Calibration: PGD rate (mean of {len(seeds)} seeds) and exact MILP rate", out / "rate_vs_eps.png",
-                points={f"{net}, exact (MILP)": (eps_list, exact[net]) for net in study.NETS},
-                hline=(100 * study.PUBLISHED_RATE, "published original (148/900)"),
-                vline=(calibrated["eps"], f"calibrated eps {calibrated['eps']:g}"))
+    plot_curves({f"Calibration: PGD rate (mean of {len(seeds)} seeds) and exact MILP rate":
+                 ([(f"{net} targeted PGD", grid, [100 * v for v in mean[net]], "-") for net in study.NETS],
+                  [(f"{net} exact (MILP)", eps_list, exact[net]) for net in study.NETS])},
+                "eps (l-inf)", "adversarial (image, target) pairs, %", out / "rate_vs_eps.png",
+                references=[("h", 100 * study.PUBLISHED_RATE, "published original (148/900)"),
+                            ("v", calibrated["eps"], f"calibrated eps {calibrated['eps']:g}")])
     table = [[e, 100 * mean["original"][k], 100 * mean["pruned"][k]] for k, e in enumerate(grid)]
     write_csv(out / "calibration.csv", ["eps", "pgd_rate_original_pct", "pgd_rate_pruned_pct"], table)
     return ["## Calibrated eps", "",
@@ -164,7 +164,7 @@ def _calibration_section(cfg: study.StudyConfig, calibrated: dict | None, rows: 
             f"eps {grid[0]:g}..{grid[-1]:g}: the originals' mean rate is nearest the published "
             f"{100 * study.PUBLISHED_RATE:.1f} % (148/900) at **eps {calibrated['eps']:g}** "
             f"({100 * calibrated['rate_at_eps']:.1f} %). PGD finds a subset of the adversarial pairs, so the exact "
-            "rate on the same images is at least as high (open markers: the exact MILP rates on the study's "
+            "rate on the same images is at least as high (dots: the exact MILP rates on the study's "
             "images). Table: `calibration.csv`.", "",
             "![rate vs eps](rate_vs_eps.png)", ""]
 
@@ -313,13 +313,12 @@ def _sweep_section(cfg: study.StudyConfig, nets: dict, rows: list[dict], sweep: 
               f"exact adversarial % (eps {eps:g})", "MILPs", "optimal"]
     write_csv(out / "sparsity_sweep.csv", header, table)
     kept = [row[3] for row in table]
-    plot_curves({"clean accuracy": (kept, [row[4] for row in table]),
-                 f"PGD accuracy (eps {eps:g}, first {cfg.pgd_eval_images} test images)":
-                     (kept, [row[5] for row in table]),
-                 f"exact adversarial rate (eps {eps:g}, {len(images)} images x 9 targets)":
-                     (kept, [row[6] for row in table])},
-                "hidden neurons kept", "%", f"Sparsity sweep, seed {seed}: thresholds of the same MIP scores",
-                out / "sparsity_sweep.png")
+    curves = [("clean accuracy", 4), (f"PGD accuracy (eps {eps:g}, first {cfg.pgd_eval_images} test images)", 5),
+              (f"exact adversarial rate (eps {eps:g}, {len(images)} images x 9 targets)", 6)]
+    plot_curves({f"Sparsity sweep, seed {seed}: thresholds of the same MIP scores":
+                 ([(label, kept, [row[k] for row in table], "-") for label, k in curves],
+                  [(label, kept, [row[k] for row in table]) for label, k in curves])},
+                "hidden neurons kept", "%", out / "sparsity_sweep.png")
     return ["## Sparsity sweep", "",
             f"Seed {seed}: the plain pruning's importance scores cut at several thresholds, each net PGD-retrained "
             f"for {cfg.retrain_epochs} epochs; accuracy on the whole test set, PGD accuracy on the first "

@@ -36,10 +36,10 @@ def load_settings(study: str, name_or_path: str, settings_class: type) -> Any:
     else:
         if not path.is_file():
             raise DataError(f"config {path} not found (a file path, or one of the shipped {SHIPPED})")
-        text, source = path.read_text(), str(path)
+        text, source = path.read_bytes(), str(path)
     try:
         loaded = json.loads(text)
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError (a binary file) is a ValueError too
         raise DataError(f"{source} is not valid JSON ({exc})") from exc
     if not isinstance(loaded, dict):
         raise DataError(f"{source} must hold a JSON object of settings")
