@@ -182,8 +182,9 @@ class StudyConfig:
             problems.append("prune_lambda must be >= 0")
         if not (_number(self.critical_level) and 0 < self.critical_level <= 1):
             problems.append("critical_level must lie in (0, 1]")
-        if not isinstance(self.eps, list) or not self.eps or not all(_number(e) and 0 <= e <= 1 for e in self.eps):
-            problems.append("eps must be a non-empty list of numbers in [0, 1]")
+        if (not isinstance(self.eps, list) or not (self.eps or self.calibrate)
+                or not all(_number(e) and 0 <= e <= 1 for e in self.eps)):
+            problems.append("eps must be a list of numbers in [0, 1], not empty without calibrate")
         if not isinstance(self.calibration_eps, list) or (self.calibrate and not self.calibration_eps) or not all(
                 _number(e) and 0 < e <= 1 for e in self.calibration_eps):
             problems.append("calibration_eps must be a list of numbers in (0, 1] (non-empty when calibrate)")

@@ -403,11 +403,11 @@ def write_report(cfg: study.StudyConfig, nets: dict, rows: list[dict], transfer:
             "paired_robust_vs_plain.csv")
         used = {seed: load_checkpoint(per_seed[study.ROBUST_NET])[1].train_config["adversarial_images"]
                 for seed, per_seed in nets.items()}
-        robust_lines[-1:-1] = [f"Importance batch of the robustness-aware pruning: the {10 * cfg.images_per_class} "
+        robust_lines[-1:-1] = ["", f"Importance batch of the robustness-aware pruning: the {10 * cfg.images_per_class} "
                                f"clean images of the plain one plus the original's re-checked counterexamples at eps "
                                f"{focus_eps:g} (one per image, at most {cfg.adv_importance_images}): "
                                + ", ".join(f"seed {s}: {n}" for s, n in used.items())
-                               + ". With none, the two prunings coincide.", ""]
+                               + ". With none, the two prunings coincide."]
     neuron_lines, neuron_summaries = _neurons_section(cfg, neurons, out)
     accuracy_lines, accuracy = _accuracy_table(nets, test_set)
     header, table = _status_table(cfg, rows, list(NET_LABELS) + sweep, eps_list, seeds)
