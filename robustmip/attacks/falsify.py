@@ -10,6 +10,9 @@ stops at the
 first step where some point satisfies the property. Otherwise the point with the largest slack of
 the disjunction is returned: the engine re-checks it with the float64 forward pass before it reports
 anything, and may use it as the MIP start of a max-margin MILP (a near-optimal incumbent).
+
+:func:`output_extremes` is the same search for output optima: one point per direction ``c_k``
+maximising ``c_k^T y`` over the box (MIP starts of the output-box MILPs).
 """
 
 from __future__ import annotations
@@ -109,3 +112,43 @@ def property_falsifier(steps: int = 50, restarts: int = 8, seed: int = 0) -> Fal
         return best_x
 
     return falsify
+
+
+def output_extremes(net: Network, lower: np.ndarray, upper: np.ndarray, directions: np.ndarray, steps: int = 50,
+                    restarts: int = 4, seed: int = 0) -> np.ndarray:
+    """Points of the box ``[lower, upper]`` that maximise ``c_k^T y`` for every row ``c_k`` of ``directions``.
+
+    The same search as :func:`property_falsifier` with the objective ``c_k^T y`` (MIP starts of the
+    output-box MILPs): ``restarts`` starts per direction (the first at the box centre), one batch of
+    ``k * restarts`` points in numpy float64, signed-gradient steps of cosine-decaying size projected
+    onto the box; each direction keeps its best iterate. Deterministic for a given ``seed``.
+
+    Args:
+        directions: ``(k, n_outputs)`` float64.
+
+    Returns:
+        float64 ``(k, n_inputs)``, every row inside the box.
+    """
+    if steps < 1 or restarts < 1:
+        raise InvalidInput(f"the search needs steps >= 1 and restarts >= 1, got {steps} and {restarts}")
+    lower = np.asarray(lower, dtype=np.float64).reshape(-1)
+    upper = np.asarray(upper, dtype=np.float64).reshape(-1)
+    C = np.atleast_2d(np.asarray(directions, dtype=np.float64))
+    k = C.shape[0]
+    rows = np.repeat(C, restarts, axis=0)
+    x = np.random.default_rng(seed).uniform(lower, upper, size=(rows.shape[0], lower.size))
+    x[::restarts] = 0.5 * (lower + upper)
+    half_width = 0.5 * (upper - lower)
+    best_x, best_value = x[::restarts].copy(), np.full(k, -np.inf)
+    for t in range(steps + 1):
+        y, masks = _forward(net, x)
+        value = (y * rows).sum(axis=1).reshape(k, restarts)
+        j = value.argmax(axis=1)
+        better = value[np.arange(k), j] > best_value
+        best_value = np.where(better, value[np.arange(k), j], best_value)
+        best_x[better] = x.reshape(k, restarts, -1)[np.arange(k), j][better]
+        if t == steps:
+            break
+        step = STEP_FRACTION * half_width * 0.5 * (1.0 + np.cos(np.pi * t / steps))
+        x = np.clip(x + step * np.sign(_input_gradient(net, masks, rows)), lower, upper)
+    return best_x

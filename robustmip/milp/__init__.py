@@ -2,8 +2,8 @@
 
 ``encode`` (big-M encoding as a Pyomo block), ``objectives`` (margins, disjunctions, distortion),
 ``options`` (:class:`SolveOptions`), ``problem`` (:class:`ImageProblem`, :class:`Verdict`, the
-float64 re-check), ``verify`` (verify, find_adversarial, minimal_distortion) and ``properties``
-(output properties and output optima).
+float64 re-check), ``verify`` (verify, find_adversarial, minimal_distortion), ``properties`` (output properties)
+and ``outputs`` (output optima on one persistent model per box).
 """
 
 from robustmip.milp.encode import EncodedNetwork, encode
@@ -16,13 +16,9 @@ from robustmip.milp.objectives import (
     untargeted_margin,
 )
 from robustmip.milp.options import SolveOptions
+from robustmip.milp.outputs import OutputOptimum, OutputProblem, optimize_output
 from robustmip.milp.problem import ImageProblem, Verdict, recheck
-from robustmip.milp.properties import (
-    OutputOptimum,
-    PropertyResult,
-    decide_output_property,
-    optimize_output,
-)
+from robustmip.milp.properties import PropertyResult, decide_output_property
 from robustmip.milp.verify import (
     DistortionResult,
     find_adversarial,
@@ -33,6 +29,6 @@ from robustmip.milp.verify import (
 __all__ = [
     "EncodedNetwork", "encode", "add_disjunction", "add_linf_distortion", "candidate_targets",
     "output_expression", "targeted_margin", "untargeted_margin", "SolveOptions", "ImageProblem", "Verdict",
-    "recheck", "OutputOptimum", "PropertyResult", "decide_output_property", "optimize_output",
+    "recheck", "OutputOptimum", "OutputProblem", "PropertyResult", "decide_output_property", "optimize_output",
     "DistortionResult", "find_adversarial", "minimal_distortion", "verify",
 ]

@@ -1,8 +1,7 @@
-"""Questions about the outputs over an input box: output properties (VNN-LIB style) and output optima.
+"""Output properties over an input box (VNN-LIB style); output optima are in :mod:`robustmip.milp.outputs`.
 
 ``decide_output_property`` decides ``exists x in box: OR_i (A_i y(x) <= c_i)`` (``sat`` with a re-checked
-point, ``unsat`` proved, or ``unknown``); ``optimize_output`` minimises or maximises ``c^T y`` over the
-box. Both draw every stage from one deadline, the solver's time limit.
+point, ``unsat`` proved, or ``unknown``), drawing every stage from one deadline, the solver's time limit.
 """
 
 from __future__ import annotations
@@ -16,9 +15,8 @@ import pyomo.environ as pyo
 
 from robustmip.bounds import compute_bounds
 from robustmip.deadline import Deadline
-from robustmip.errors import InvalidInput
 from robustmip.milp.encode import EncodedNetwork, encode
-from robustmip.milp.objectives import add_disjunction, output_expression
+from robustmip.milp.objectives import add_disjunction
 from robustmip.milp.options import SolveOptions
 from robustmip.milp.problem import unknown_reason
 from robustmip.network import Network
@@ -27,53 +25,6 @@ from robustmip.spec import OutputConjunction, satisfies
 
 _STRICT = 1e-9
 """A property's decision MILP asks "is ``-slack`` below this?": no solution below it proves slack < 0."""
-
-
-@dataclass
-class OutputOptimum:
-    """Optimum of ``c^T z_out`` over an input box: ``value`` at ``argument`` (float64 forward), proven ``bound``."""
-
-    status: str
-    sense: str
-    value: float | None
-    bound: float | None
-    argument: np.ndarray | None
-    times: dict
-
-
-def optimize_output(
-    net: Network,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    coefficients: Sequence[float] | np.ndarray | int,
-    sense: Literal["min", "max"] = "min",
-    options: SolveOptions | None = None,
-) -> OutputOptimum:
-    """Minimise or maximise ``c^T z_out`` (or one logit ``z_k``) for inputs in ``[lower, upper]``.
-
-    ``value`` is the float64 forward pass's value at the solver's point (projected onto the box), so it
-    is always attained; ``bound`` is the solver's proven bound (below for min, above for max).
-    """
-    if sense not in ("min", "max"):
-        raise InvalidInput(f"sense must be 'min' or 'max', got {sense!r}")
-    options = options or SolveOptions()
-    deadline = options.deadline()
-    bounds = compute_bounds(net, lower, upper, method=options.bounds, threads=options.threads, deadline=deadline)
-    start = time.perf_counter()
-    enc = encode(net, bounds)
-    expr = output_expression(enc, coefficients)
-    enc.block.objective = pyo.Objective(expr=expr, sense=pyo.minimize if sense == "min" else pyo.maximize)
-    build = time.perf_counter() - start
-    if deadline.expired():
-        return OutputOptimum("time_limit", sense, None, None, None, {"bounds": bounds.seconds, "build": build, "solve": 0.0})
-    result = options.engine.solve(enc.block, deadline.left())
-    times = {"bounds": bounds.seconds, "build": build, "solve": result.seconds}
-    if not result.has_solution:
-        return OutputOptimum(result.status, sense, None, result.bound, None, times)
-    point = np.clip(enc.input_values(), bounds.input_lower, bounds.input_upper)
-    logits = net.forward(point)
-    c = np.eye(net.n_outputs)[int(coefficients)] if isinstance(coefficients, (int, np.integer)) else np.asarray(coefficients, dtype=np.float64)
-    return OutputOptimum(result.status, sense, float(c @ logits), result.bound, point, times)
 
 
 @dataclass
