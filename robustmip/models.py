@@ -42,13 +42,14 @@ def _mlp(hidden: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _cnn_small() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(),  # 16 x 14 x 14
-        nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),  # 32 x 7 x 7
-        nn.Flatten(),
-        nn.Linear(32 * 7 * 7, NUM_CLASSES),
-    )
+def _convfc(channels: list[int]) -> nn.Sequential:
+    """``Conv2d(.., C, 4, stride 2, padding 1)-ReLU`` per width in ``channels``, then ``Flatten-Linear(.., 10)``."""
+    layers: list[nn.Module] = []
+    side, previous = 28, 1
+    for width in channels:
+        layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.ReLU()]
+        side, previous = side // 2, width
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(previous * side * side, NUM_CLASSES))
 
 
 def _cnn_crown_small() -> nn.Sequential:
@@ -79,14 +80,17 @@ def build_model(arch: str, seed: int | None = None) -> nn.Sequential:
     """
     builder: Callable[[], nn.Sequential]
     if arch == "cnn-small":
-        builder = _cnn_small
+        builder = partial(_convfc, [16, 32])
     elif arch == "cnn-crown-small":
         builder = _cnn_crown_small
     elif arch.startswith("mlp-") or arch == "lenet-300-100":
         builder = partial(_mlp, _parse_hidden(arch))
+    elif arch.startswith("conv-") and len(_parse_hidden(arch)) <= 3:
+        builder = partial(_convfc, _parse_hidden(arch))
     else:
-        raise InvalidInput(f"unknown architecture {arch!r}; use mlp-H1-H2-... (e.g. "
-                           f"mlp-100-100) or one of {', '.join(NAMED_ARCHITECTURES)}")
+        raise InvalidInput(f"unknown architecture {arch!r}; use mlp-H1-H2-... (e.g. mlp-100-100), "
+                           f"conv-C1-... (at most 3 convolutions, e.g. conv-16) or one of "
+                           f"{', '.join(NAMED_ARCHITECTURES)}")
     if seed is None:
         return builder()
     with torch.random.fork_rng(devices=[]):

@@ -201,3 +201,22 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: i
         _attack_loss(model, y, target), x, lo, hi, steps=config.steps, step_size=config.step_size,
         restarts=config.restarts, random_start=config.random_start, radius=eps, generator=generator,
     )
+
+
+def pgd_in_box(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+               steps: int = 40, restarts: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Untargeted PGD over any box ``[lo, hi]`` around ``x`` (shapes as ``x``), e.g. per-pixel radii.
+
+    Random starts in the box, ``steps`` signed steps of ``2.5 (hi - lo) / (2 steps)`` per pixel, the
+    cross-entropy of ``y`` ascended; the box need not lie in ``[0, 1]`` (seed 001 does not clip).
+    Returns points of the box, shape and dtype of ``x``.
+    """
+    if steps < 1 or restarts < 1:
+        raise InvalidInput(f"PGD needs steps and restarts >= 1, got {steps} and {restarts}")
+    if x.shape[0] != y.shape[0] or lo.shape != x.shape or hi.shape != x.shape or bool((lo > hi).any()):
+        raise InvalidInput("pgd_in_box needs lo <= hi of the shape of x and one label per example")
+    radius = (hi - lo) / 2
+    return projected_gradient_ascent(
+        _attack_loss(model, y, None), (lo + hi) / 2, lo, hi, steps=steps, step_size=2.5 * radius / steps,
+        restarts=restarts, random_start=True, radius=radius, generator=generator,
+    )

@@ -97,7 +97,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_info)
 
 
-OBJECTIVE_MODULES: tuple[str, ...] = ("robustmip.cli.train_params", "robustmip.cli.train_certified")
+OBJECTIVE_MODULES: tuple[str, ...] = ("robustmip.cli.train_params", "robustmip.cli.train_certified",
+                                     "robustmip.cli.train_sensitivity")
 """Modules that add a training method: ``add_options(parser)`` registers its flags (without importing
 torch) and ``objective(args)`` returns its :class:`~robustmip.training.objectives.Objective`, or None
 when its flags are not given."""
