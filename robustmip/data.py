@@ -16,6 +16,7 @@ Each of these may point at a folder holding ``MNIST/raw``, at ``MNIST`` itself, 
 The embedded subset (``robustmip/assets/mnist_subset.npz``, made by
 ``scripts/make_mnist_subset.py``) has 5000 training images (500 per class) and the first 1000
 test images; ``load_dataset(source="auto")`` falls back to it when full MNIST is not available.
+:func:`load_iris` reads Fisher's Iris data, also shipped (``robustmip/assets/iris.csv``).
 """
 
 from __future__ import annotations
@@ -300,6 +301,25 @@ def load_demo_network() -> Network:
     """The shipped demo :class:`~robustmip.network.Network` (784-32-32-10, input shape (1, 28, 28))."""
     with importlib.resources.as_file(importlib.resources.files("robustmip") / "assets" / DEMO_NET) as path:
         return Network.load(path)
+
+
+IRIS_ASSET = "iris.csv"
+IRIS_CLASSES = ("setosa", "versicolor", "virginica")
+
+
+def load_iris() -> tuple[np.ndarray, np.ndarray]:
+    """Fisher's Iris data (``robustmip/assets/iris.csv``, see ``IRIS_ATTRIBUTION.md``).
+
+    Returns float64 features ``(150, 4)`` in centimetres (sepal length, sepal width, petal length,
+    petal width) and int64 labels ``(150,)``, indices into :data:`IRIS_CLASSES`.
+    """
+    text = (importlib.resources.files("robustmip") / "assets" / IRIS_ASSET).read_text()
+    rows = [line.split(",") for line in text.strip().splitlines()[1:]]
+    features = np.array([[float(v) for v in row[:4]] for row in rows])
+    labels = np.array([IRIS_CLASSES.index(row[4]) for row in rows], dtype=np.int64)
+    if features.shape != (150, 4):
+        raise DataError(f"{IRIS_ASSET} is damaged: {features.shape} values; reinstall robustmip")
+    return features, labels
 
 
 def load_image_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -199,3 +199,40 @@ def plot_curves(panels: dict[str, tuple[Sequence[tuple], Sequence[tuple]]], xlab
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n of ``values``, ties sharing their average rank."""
+    v = np.asarray(values, dtype=np.float64)
+    order = np.argsort(v, kind="mergesort")
+    r = np.empty(v.size)
+    r[order] = np.arange(1, v.size + 1)
+    for value in np.unique(v):
+        tied = v == value
+        r[tied] = r[tied].mean()
+    return r
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation of ``x`` and ``y`` (Pearson's of their ranks); NaN below 3 pairs or
+    when one side is constant."""
+    if len(x) != len(y):
+        raise ValueError(f"spearman needs pairs: {len(x)} and {len(y)} values")
+    if len(x) < 3:
+        return float("nan")
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def plot_scatter(groups: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str, title: str,
+                 path: str | Path, logy: bool = False) -> None:
+    """Scatter plot of several named ``(x, y)`` groups (e.g. energy against sensitivity, seed 001 Fig. 5)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, (x, y) in groups.items():
+        ax.scatter(x, y, s=14, alpha=0.75, label=name)
+    if logy:
+        ax.set_yscale("log")
+    _finish(plt, fig, ax, xlabel, ylabel, title, path)
