@@ -1,9 +1,9 @@
 """The ``robustmip`` command line: one module per command group, shared pieces in :mod:`robustmip.cli.common`.
 
 ``verify`` (verify, verify-vnnlib, vnncomp), ``train`` (train, attack, info), ``prune``, ``study``,
-``params`` and ``certify``. Building the parser imports no torch, Pyomo or solver, so ``--help`` and
-argument errors answer at once; each handler imports what it needs. Errors print one line on stderr and
-exit 2; an interrupt exits 130.
+``params``, ``certify`` and ``sensitivity`` (sensitivity, sensitivity-study). Building the parser imports
+no torch, Pyomo or solver, so ``--help`` and argument errors answer at once; each handler imports what
+it needs. Errors print one line on stderr and exit 2; an interrupt exits 130.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("verify", "train", "prune", "study", "demo", "params", "certify")
+COMMAND_MODULES = ("verify", "train", "prune", "study", "demo", "params", "certify", "sensitivity")
 """Modules of :mod:`robustmip.cli` that each register their subcommands with ``add_parsers``."""
 
 

@@ -146,6 +146,28 @@ def load_split(args: argparse.Namespace, split: str):
     return load_dataset(split, "embedded" if args.embedded else "auto", args.data_dir)
 
 
+def chosen_images(args: argparse.Namespace):
+    """``(indices, images, labels)`` chosen by ``--images`` (a .npz) or the MNIST test set, and
+    ``--indices`` / ``--n`` (the first n); InvalidInput for an index out of range."""
+    import numpy as np
+
+    if getattr(args, "images", None) is not None:
+        from robustmip.data import load_image_file
+
+        images, labels = load_image_file(args.images)
+        indices = list(range(len(labels))) if args.indices is None else args.indices
+    else:
+        from robustmip.data import load_dataset
+
+        data = load_dataset("test", "embedded" if args.embedded else "auto", args.data_dir)
+        images, labels = data.images, data.labels
+        indices = list(range(min(args.n, len(data)))) if args.indices is None else args.indices
+    bad = [i for i in indices if not 0 <= i < len(labels)]
+    if bad:
+        raise InvalidInput(f"image indices {bad[:5]} are out of range (there are {len(labels)} images)")
+    return indices, np.asarray(images), np.asarray(labels)
+
+
 def check_writable(path: Path) -> None:
     """InvalidInput unless ``path`` can be written (its folder is created if missing)."""
     path = Path(path)

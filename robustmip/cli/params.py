@@ -7,6 +7,7 @@ from pathlib import Path
 
 from robustmip.cli.common import (
     add_data_options,
+    chosen_images,
     nonneg_float,
     nonneg_int,
     pos_float,
@@ -165,13 +166,12 @@ def _print_quant_summary(rows: list[dict]) -> None:
 
 @reports_errors
 def run_quant_verify(args: argparse.Namespace) -> int:
-    from robustmip.cli.verify import _images
     from robustmip.io import load_network
     from robustmip.params.quantization import quantization_row
 
     options, _ = _setup(args)
     net = load_network(args.model)
-    indices, images, _labels = _images(args)
+    indices, images, _labels = chosen_images(args)
     rows = []
     for bits in args.bits:
         for i in indices:
@@ -185,14 +185,13 @@ def run_quant_verify(args: argparse.Namespace) -> int:
 
 @reports_errors
 def run_param_radius(args: argparse.Namespace) -> int:
-    from robustmip.cli.verify import _images
     from robustmip.io import load_network
     from robustmip.params import parameter_radius
 
     options, _ = _setup(args)
     net = load_network(args.model)
     unit = _unit_box(net, args, 1.0)
-    indices, images, labels = _images(args)
+    indices, images, labels = chosen_images(args)
     rows = []
     for i in indices:
         result = parameter_radius(net, images[i], int(labels[i]), unit, args.eps, options, max_delta=args.max_delta,

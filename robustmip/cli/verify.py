@@ -10,6 +10,7 @@ from pathlib import Path
 from robustmip.cli.common import (
     add_data_options,
     check_writable,
+    chosen_images,
     nonneg_int,
     pos_float,
     pos_int,
@@ -96,27 +97,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_vnncomp)
 
 
-def _images(args: argparse.Namespace):
-    """``(indices, images, labels)`` chosen by ``--images`` / ``--indices`` / ``--n``."""
-    import numpy as np
-
-    if args.images is not None:
-        from robustmip.data import load_image_file
-
-        images, labels = load_image_file(args.images)
-        indices = list(range(len(labels))) if args.indices is None else args.indices
-    else:
-        from robustmip.data import load_dataset
-
-        data = load_dataset("test", "embedded" if args.embedded else "auto", args.data_dir)
-        images, labels = data.images, data.labels
-        indices = list(range(min(args.n, len(data)))) if args.indices is None else args.indices
-    bad = [i for i in indices if not 0 <= i < len(labels)]
-    if bad:
-        raise InvalidInput(f"image indices {bad[:5]} are out of range (there are {len(labels)} images)")
-    return indices, np.asarray(images), np.asarray(labels)
-
-
 @reports_errors
 def run_verify(args: argparse.Namespace) -> int:
     from robustmip.io import load_network
@@ -124,7 +104,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
     options = solve_options(args, args.timeout)
     net = load_network(args.model)
-    indices, images, labels = _images(args)
+    indices, images, labels = chosen_images(args)
     rows = []
     for i in indices:
         verdict = verify(net, images[i], int(labels[i]), args.eps, options)

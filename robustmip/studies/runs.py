@@ -1,24 +1,28 @@
-"""What every parameter-robustness study shares: configs by name, the run folder, its guard and its log.
+"""What studies share: configs by name, the run folder, its guard, its log, its jobs and their times.
 
 A study is a dataclass of settings. :func:`load_settings` reads a shipped config by bare name
 (``demo`` or ``full``: ``robustmip/studies/configs/<study>_<name>.json``) or a JSON file by path;
 :func:`open_run` creates ``<out_root>/<run>/``, refuses to continue a run whose ``config.json`` holds
 other settings (except the fields that only add rows), and records the settings with the library
 versions. Rows themselves are resumed by :func:`robustmip.parallel.run_instances` (one JSON line per
-finished item).
+finished item; :func:`run_jobs` stops a study on an error row); ``timings.json`` sums each stage's
+seconds over invocations (:func:`add_stage_seconds`); :func:`field_problems` and :func:`run_problems`
+check the settings studies have in common.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.resources
 import json
+import math
 import platform
 import sys
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -115,3 +119,89 @@ def study_main(study: str, settings_class: type, run: Callable[[Any], Any], desc
         print(f"{study}: interrupted; finished rows are kept, rerun the same command to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def field_problems(cfg: Any, *, positive_ints: Iterable[str] = (), nonneg_ints: Iterable[str] = (),
+                   nonneg_numbers: Iterable[str] = (), positive_numbers: Iterable[str] = ()) -> list[str]:
+    """What is wrong with numeric fields of a study config: one message per field out of its domain."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    problems = [f"{n} must be an integer >= 1" for n in positive_ints
+                if not (integer(getattr(cfg, n)) and getattr(cfg, n) >= 1)]
+    problems += [f"{n} must be an integer >= 0" for n in nonneg_ints
+                 if not (integer(getattr(cfg, n)) and getattr(cfg, n) >= 0)]
+    problems += [f"{n} must be a number >= 0" for n in nonneg_numbers
+                 if not (number(getattr(cfg, n)) and getattr(cfg, n) >= 0)]
+    problems += [f"{n} must be a number > 0" for n in positive_numbers
+                 if not (number(getattr(cfg, n)) and getattr(cfg, n) > 0)]
+    return problems
+
+
+def run_problems(cfg: Any) -> list[str]:
+    """What is wrong with the settings every study has: ``solver``, ``bounds``, ``backend``, ``workers``, ``run``."""
+    from robustmip.bounds import BOUNDS_METHODS
+    from robustmip.parallel import BACKENDS
+    from robustmip.solvers import SOLVERS
+
+    problems = []
+    if cfg.workers is not None and not (isinstance(cfg.workers, int) and cfg.workers >= 1):
+        problems.append("workers must be an integer >= 1")
+    if cfg.solver not in SOLVERS:
+        problems.append(f"solver must be one of {SOLVERS}")
+    if cfg.bounds not in BOUNDS_METHODS:
+        problems.append(f"bounds must be one of {BOUNDS_METHODS}")
+    if cfg.backend not in BACKENDS:
+        problems.append(f"backend must be one of {BACKENDS}")
+    if not cfg.run or "/" in cfg.run:
+        problems.append("run must be a non-empty name without '/'")
+    return problems
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def stage_seconds(run_dir: Path) -> dict:
+    """``timings.json``: wall seconds per stage summed over every invocation of the run, and their count."""
+    path = Path(run_dir) / "timings.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def add_stage_seconds(run_dir: Path, stage: str, seconds: float) -> None:
+    """Add one invocation's ``seconds`` of ``stage`` to ``timings.json``."""
+    timings = stage_seconds(run_dir)
+    entry = timings.setdefault(stage, {"seconds": 0.0, "invocations": 0})
+    entry["seconds"] += seconds
+    entry["invocations"] += 1
+    write_json(Path(run_dir) / "timings.json", timings)
+
+
+class StudyJobsFailed(RobustMipError):
+    """Some jobs of a study ended in an error row."""
+
+
+def run_jobs(fn, instances: list[dict], out: Path, *, what: str, backend: str, workers: int | None,
+             redo_errors: bool, settings: dict | None = None, stage: str | None = None) -> list[dict]:
+    """:func:`robustmip.parallel.run_instances` keyed by ``instance["key"]``; StudyJobsFailed when a job
+    ended in an error row (the others are kept in ``out``, and ``--redo-errors`` retries). With ``stage``,
+    this invocation's wall seconds are added to ``timings.json`` beside ``out``."""
+    from robustmip.parallel import run_instances
+
+    start = time.perf_counter()
+    try:
+        results = run_instances(fn, instances, out, key="key", backend=backend, workers=workers,
+                                redo_errors=redo_errors, settings=settings)
+    finally:
+        if stage is not None:
+            add_stage_seconds(Path(out).parent, stage, time.perf_counter() - start)
+    failed = [(instance["key"], result.get("error", "")) for instance, result in zip(instances, results)
+              if result.get("status") == "error"]
+    if failed:
+        first_key, first_error = failed[0]
+        raise StudyJobsFailed(f"{len(failed)} {what} job(s) failed, e.g. {first_key}: {first_error}; the other "
+                              f"rows are kept in {out}: rerun with --redo-errors to retry")
+    return results
