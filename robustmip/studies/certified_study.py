@@ -55,11 +55,10 @@ from robustmip.errors import InvalidInput, RobustMipError
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import save_checkpoint
 from robustmip.models import build_model
-from robustmip.parallel import BACKENDS, run_instances
+from robustmip.parallel import run_instances
 from robustmip.report import markdown_table, plot_curves, write_csv
-from robustmip.solvers import SOLVERS
 from robustmip.spec import input_box
-from robustmip.studies.runs import load_settings, logger, open_run, study_main, versions, write_json
+from robustmip.studies.runs import load_settings, logger, open_run, run_problems, study_main, versions, write_json
 from robustmip.training import train
 from robustmip.training.certified import CertifiedTraining
 
@@ -127,10 +126,9 @@ class CertifiedStudyConfig:
             problems.append("lr and timeout must be > 0, the schedule's epochs >= 0")
         if len(self.kappa) != 2 or len(self.beta) != 2 or not all(0 <= v <= 1 for v in (*self.kappa, *self.beta)):
             problems.append("kappa and beta must be [start, end] pairs in [0, 1]")
-        if self.solver not in SOLVERS or self.milp_bounds not in BOUNDS_METHODS or self.backend not in BACKENDS:
-            problems.append(f"solver in {SOLVERS}, milp_bounds in {BOUNDS_METHODS}, backend in {BACKENDS}")
-        if not self.run or "/" in self.run:
-            problems.append("run must be a non-empty name without '/'")
+        if self.milp_bounds not in BOUNDS_METHODS:
+            problems.append(f"milp_bounds must be one of {BOUNDS_METHODS}")
+        problems += run_problems(self)
         if problems:
             raise InvalidInput("invalid certified study settings: " + "; ".join(problems))
 

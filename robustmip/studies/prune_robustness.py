@@ -42,19 +42,17 @@ import torch
 
 from robustmip.attacks import PGDConfig, clean_accuracy, robust_accuracy, transfer_accuracy
 from robustmip.attacks.milp_attack import AttackRow, time_ladder
-from robustmip.bounds import BOUNDS_METHODS
 from robustmip.data import Dataset, load_dataset
 from robustmip.errors import InvalidInput, RobustMipError
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
 from robustmip.models import build_model
 from robustmip.network import Network
-from robustmip.parallel import BACKENDS, read_results, run_instances
+from robustmip.parallel import read_results, run_instances
 from robustmip.pruning import ImportanceSettings, prune, prune_and_retrain
-from robustmip.solvers import SOLVERS
 from robustmip.studies import calibration, critical_neurons
 from robustmip.studies.engines import ENGINES, image_job
-from robustmip.studies.runs import load_settings, logger, open_run, versions, write_json
+from robustmip.studies.runs import load_settings, logger, open_run, run_problems, versions, write_json
 from robustmip.training import PGDAdversarial, train
 
 PUBLISHED = {
@@ -195,18 +193,9 @@ class StudyConfig:
             problems.append("seeds must be a non-empty list of distinct integers >= 0")
         elif self.model and len(self.seeds) > 1 and "{seed}" not in self.model:
             problems.append("model must contain '{seed}' (one checkpoint per seed) when there are several seeds")
-        if self.workers is not None and not _integer(self.workers, 1):
-            problems.append("workers must be an integer >= 1")
         if self.engine not in ENGINES:
             problems.append(f"engine must be one of {sorted(ENGINES)}")
-        if self.solver not in SOLVERS:
-            problems.append(f"solver must be one of {SOLVERS}")
-        if self.bounds not in BOUNDS_METHODS:
-            problems.append(f"bounds must be one of {BOUNDS_METHODS}")
-        if self.backend not in BACKENDS:
-            problems.append(f"backend must be one of {BACKENDS}")
-        if not self.run or "/" in self.run:
-            problems.append("run must be a non-empty name without '/'")
+        problems += run_problems(self)
         if problems:
             raise InvalidInput("invalid study settings: " + "; ".join(problems))
 

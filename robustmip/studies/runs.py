@@ -142,7 +142,8 @@ def field_problems(cfg: Any, *, positive_ints: Iterable[str] = (), nonneg_ints: 
 
 
 def run_problems(cfg: Any) -> list[str]:
-    """What is wrong with the settings every study has: ``solver``, ``bounds``, ``backend``, ``workers``, ``run``."""
+    """What is wrong with the settings every study has: ``solver``, ``backend``, ``workers``, ``run`` (and
+    ``bounds``, the MILP's bound level, where a study has it)."""
     from robustmip.bounds import BOUNDS_METHODS
     from robustmip.parallel import BACKENDS
     from robustmip.solvers import SOLVERS
@@ -152,7 +153,7 @@ def run_problems(cfg: Any) -> list[str]:
         problems.append("workers must be an integer >= 1")
     if cfg.solver not in SOLVERS:
         problems.append(f"solver must be one of {SOLVERS}")
-    if cfg.bounds not in BOUNDS_METHODS:
+    if hasattr(cfg, "bounds") and cfg.bounds not in BOUNDS_METHODS:
         problems.append(f"bounds must be one of {BOUNDS_METHODS}")
     if cfg.backend not in BACKENDS:
         problems.append(f"backend must be one of {BACKENDS}")
