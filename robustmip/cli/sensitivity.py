@@ -194,7 +194,11 @@ def run_sensitivity(args: argparse.Namespace) -> int:
 def run_sensitivity_study(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from robustmip.studies.sensitivity_study import SensitivityStudyConfig, load_config, run_study
+    from robustmip.studies.sensitivity_study import (
+        SensitivityStudyConfig,
+        load_config,
+        run_study,
+    )
 
     values = asdict(load_config(args.config))
     values.update({name: getattr(args, name) for name in ("run", "out_root", "workers", "device", "data_dir")

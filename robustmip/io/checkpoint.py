@@ -77,13 +77,13 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, train_config:
         "torch_version": str(torch.__version__),
     }
     try:
-        _atomic_torch_save(payload, path)
+        atomic_torch_save(payload, path)
     except OSError as exc:
         raise DataError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
     return path
 
 
-def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
+def atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -21,7 +21,10 @@ from robustmip.params.differential import PairProblem, sigmoid_as_two_class
 from robustmip.params.problem import ParamOptimum, ParamProblem, ParamVerdict
 from robustmip.params.quantize import quantize_network
 from robustmip.params.radius import RadiusResult, parameter_radius
-from robustmip.params.verify import decide_parameter_property, verify_parameter_robustness
+from robustmip.params.verify import (
+    decide_parameter_property,
+    verify_parameter_robustness,
+)
 
 __all__ = [
     "PairProblem", "ParamAttack", "ParamBox", "ParamOptimum", "ParamProblem", "ParamVerdict", "RadiusResult",

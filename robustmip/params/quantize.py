@@ -17,7 +17,13 @@ import numpy as np
 from robustmip.errors import InvalidInput
 from robustmip.layers import AffineLayer
 from robustmip.network import Network
-from robustmip.params.box import ROUNDINGS, Rounding, check_bits, check_layers, quantization_scale
+from robustmip.params.box import (
+    ROUNDINGS,
+    Rounding,
+    check_bits,
+    check_layers,
+    quantization_scale,
+)
 
 
 def quantize_weights(W: np.ndarray, bits: int, rounding: Rounding = "nearest",

@@ -16,7 +16,13 @@ from robustmip.network import Network
 from robustmip.params.attack import ParamAttack
 from robustmip.params.box import ParamBox
 from robustmip.params.problem import ParamProblem, ParamVerdict
-from robustmip.spec import OutputProperty, check_eps, check_image, input_box, robustness_conjunctions
+from robustmip.spec import (
+    OutputProperty,
+    check_eps,
+    check_image,
+    input_box,
+    robustness_conjunctions,
+)
 
 
 def verify_parameter_robustness(

@@ -30,7 +30,6 @@ CROWN-IBP float64 bounds per image (CROWN-IBP's evaluation). CIFAR is out of rea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -51,14 +50,24 @@ from robustmip.certify import (
     summarize,
 )
 from robustmip.data import Dataset, load_dataset
-from robustmip.errors import InvalidInput, RobustMipError
+from robustmip.errors import InvalidInput
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import save_checkpoint
 from robustmip.models import build_model
 from robustmip.parallel import run_instances
 from robustmip.report import markdown_table, plot_curves, write_csv
 from robustmip.spec import input_box
-from robustmip.studies.runs import load_settings, logger, open_run, run_problems, study_main, versions, write_json
+from robustmip.studies.runs import (
+    StudyJobsFailed,
+    load_settings,
+    logger,
+    open_run,
+    run_problems,
+    sha256,
+    study_main,
+    versions,
+    write_json,
+)
 from robustmip.training import train
 from robustmip.training.certified import CertifiedTraining
 
@@ -165,10 +174,6 @@ def load_config(name_or_path: str) -> CertifiedStudyConfig:
 _log = logger("certified")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _data(cfg: CertifiedStudyConfig) -> tuple[Dataset, Dataset]:
     source = "embedded" if cfg.embedded else "auto"
     return load_dataset("train", source, cfg.data_dir), load_dataset("test", source, cfg.data_dir)
@@ -209,12 +214,8 @@ def train_job(instance: dict) -> dict:
     from_torch(model, input_shape=(1, 28, 28)).save(network)
     checkpoint.with_name(checkpoint.name + ".state").unlink(missing_ok=True)
     return {"status": "ok", "method": instance["method"], "eps_train": instance["eps"], "network": str(network),
-            "network_sha256": _sha256(network), "clean_test_error": metrics["clean_test_error"],
+            "network_sha256": sha256(network), "clean_test_error": metrics["clean_test_error"],
             "epoch_seconds": metrics["epoch_seconds"], "n_test": len(test_set)}
-
-
-class StudyJobsFailed(RobustMipError):
-    """Some jobs of a stage ended in an error row."""
 
 
 def _check(rows: list[dict], stage: str, out: Path) -> list[dict]:

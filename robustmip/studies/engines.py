@@ -20,7 +20,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from robustmip.attacks.milp_attack import Optimiser, TargetOptimum, attack_image, optimise_margin
+from robustmip.attacks.milp_attack import (
+    Optimiser,
+    TargetOptimum,
+    attack_image,
+    optimise_margin,
+)
 from robustmip.errors import InvalidInput
 from robustmip.milp import ImageProblem
 from robustmip.network import Network

@@ -31,7 +31,6 @@ a JSON file of :class:`StudyConfig` fields; a bare name (``demo``, ``full``) is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -40,10 +39,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustmip.attacks import PGDConfig, clean_accuracy, robust_accuracy, transfer_accuracy
+from robustmip.attacks import (
+    PGDConfig,
+    clean_accuracy,
+    robust_accuracy,
+    transfer_accuracy,
+)
 from robustmip.attacks.milp_attack import AttackRow, time_ladder
 from robustmip.data import Dataset, load_dataset
-from robustmip.errors import InvalidInput, RobustMipError
+from robustmip.errors import InvalidInput
 from robustmip.io import from_torch
 from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
 from robustmip.models import build_model
@@ -52,7 +56,17 @@ from robustmip.parallel import read_results, run_instances
 from robustmip.pruning import ImportanceSettings, prune, prune_and_retrain
 from robustmip.studies import calibration, critical_neurons
 from robustmip.studies.engines import ENGINES, image_job
-from robustmip.studies.runs import load_settings, logger, open_run, run_problems, versions, write_json
+from robustmip.studies.runs import (
+    StudyJobsFailed,
+    add_stage_seconds,
+    load_settings,
+    logger,
+    open_run,
+    run_problems,
+    sha256,
+    versions,
+    write_json,
+)
 from robustmip.training import PGDAdversarial, train
 
 PUBLISHED = {
@@ -242,29 +256,11 @@ ROW_SETTINGS = ("engine", "solver", "time_limit", "time_factor", "mip_gap", "bou
 """The settings every optimisation row depends on, guarded beside ``milp_rows.jsonl`` as well."""
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 _log = logger("study")
 
 
 STAGES = ("original", "pruned", "calibration", "milp", "neurons", "retrained", "pruned_robust", "milp_extra",
           "sweep", "milp_sweep", "report")
-
-
-def stage_seconds(cfg: StudyConfig) -> dict:
-    """``timings.json``: wall seconds per stage summed over every invocation of the run, and their count."""
-    path = cfg.run_dir / "timings.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _add_stage_seconds(cfg: StudyConfig, stage: str, seconds: float) -> None:
-    timings = stage_seconds(cfg)
-    entry = timings.setdefault(stage, {"seconds": 0.0, "invocations": 0})
-    entry["seconds"] += seconds
-    entry["invocations"] += 1
-    write_json(cfg.run_dir / "timings.json", timings)
 
 
 def _load_data(cfg: StudyConfig) -> tuple[Dataset, Dataset]:
@@ -301,7 +297,7 @@ def stage_original(cfg: StudyConfig, seed: int, train_set: Dataset, test_set: Da
     metrics = {"clean_test_accuracy": clean_accuracy(model, test_set.images, test_set.labels)}
     save_checkpoint(path, model, cfg.arch, {"adv_eps": cfg.train_eps, "epochs": cfg.train_epochs},
                     train_set.fingerprint, seed, metrics)
-    _add_stage_seconds(cfg, "original", time.perf_counter() - start)
+    add_stage_seconds(cfg.run_dir, "original", time.perf_counter() - start)
     return path
 
 
@@ -311,7 +307,7 @@ def _save_pruned(cfg: StudyConfig, path: Path, original: Path, result, seed: int
     final = done.accuracy_retrained if done.accuracy_retrained is not None else done.accuracy_pruned
     save_checkpoint(
         path, result.model, report.arch,
-        {"pruned_from_sha256": _sha256(original), "threshold": cfg.prune_threshold, "lambda": cfg.prune_lambda,
+        {"pruned_from_sha256": sha256(original), "threshold": cfg.prune_threshold, "lambda": cfg.prune_lambda,
          "images_per_class": cfg.images_per_class, "retrain_adv_eps": cfg.train_eps,
          "retrain_epochs": cfg.retrain_epochs, **extra},
         model_meta.data_fingerprint, seed,
@@ -345,12 +341,8 @@ def stage_pruned(cfg: StudyConfig, seed: int, original: Path, train_set: Dataset
         device="cpu", extra_batch=extra_batch,
     )
     _save_pruned(cfg, path, original, result, seed, {"adversarial_images": extra})
-    _add_stage_seconds(cfg, "pruned" if extra_batch is None else ROBUST_NET, time.perf_counter() - start)
+    add_stage_seconds(cfg.run_dir, "pruned" if extra_batch is None else ROBUST_NET, time.perf_counter() - start)
     return path
-
-
-class StudyJobsFailed(RobustMipError):
-    """Some optimisation jobs of a study ended in an error row."""
 
 
 def _predictions(path: Path, test_set: Dataset) -> np.ndarray:
@@ -399,7 +391,7 @@ def stage_calibration(cfg: StudyConfig, nets: dict[int, dict[str, Path]], test_s
     write_json(path, result)
     _log(f"calibration: targeted PGD rate {100 * mean[chosen]:.1f} % at eps {chosen} "
          f"(target {100 * PUBLISHED_RATE:.1f} %)")
-    _add_stage_seconds(cfg, "calibration", time.perf_counter() - start)
+    add_stage_seconds(cfg.run_dir, "calibration", time.perf_counter() - start)
     return result
 
 
@@ -466,7 +458,7 @@ def stage_milp(cfg: StudyConfig, jobs: list[tuple[int, str, Path]], eps_list: li
     results = run_instances(image_job, instances, out, key="key", backend=cfg.backend, workers=cfg.workers,
                             redo_errors=redo_errors, redo=open_row,
                             settings={name: getattr(cfg, name) for name in ROW_SETTINGS})
-    _add_stage_seconds(cfg, stage, time.perf_counter() - start)
+    add_stage_seconds(cfg.run_dir, stage, time.perf_counter() - start)
     failed = [(instance["key"], result.get("error", "")) for instance, result in zip(instances, results)
               if result.get("status") == "error"]
     if failed:
@@ -535,7 +527,7 @@ def stage_neurons(cfg: StudyConfig, seed: int, nets: dict[str, Path], rows: list
         }
     out["nets"]["original"]["pruning_batch"] = load_checkpoint(nets["pruned"])[1].metrics["importance"]["scores"]
     write_json(path, out)
-    _add_stage_seconds(cfg, "neurons", time.perf_counter() - start)
+    add_stage_seconds(cfg.run_dir, "neurons", time.perf_counter() - start)
     return out
 
 
@@ -588,11 +580,11 @@ def stage_control(cfg: StudyConfig, seed: int, original: Path, train_set: Datase
     start = time.perf_counter()
     model, meta = load_checkpoint(original)
     _retrain(cfg, model, train_set, seed)
-    save_checkpoint(path, model, meta.arch, {"retrained_from_sha256": _sha256(original),
+    save_checkpoint(path, model, meta.arch, {"retrained_from_sha256": sha256(original),
                                              "retrain_adv_eps": cfg.train_eps, "retrain_epochs": cfg.retrain_epochs},
                     meta.data_fingerprint, seed, {"clean_test_accuracy": clean_accuracy(model, test_set.images,
                                                                                         test_set.labels)})
-    _add_stage_seconds(cfg, CONTROL_NET, time.perf_counter() - start)
+    add_stage_seconds(cfg.run_dir, CONTROL_NET, time.perf_counter() - start)
     return path
 
 
@@ -615,7 +607,7 @@ def stage_sweep(cfg: StudyConfig, seed: int, nets: dict[str, Path], train_set: D
         before = clean_accuracy(smaller, test_set.images, test_set.labels)
         _retrain(cfg, smaller, train_set, seed)
         save_checkpoint(path, smaller, report.arch,
-                        {"pruned_from_sha256": _sha256(nets["original"]), "threshold": threshold,
+                        {"pruned_from_sha256": sha256(nets["original"]), "threshold": threshold,
                          "lambda": cfg.prune_lambda, "retrain_adv_eps": cfg.train_eps,
                          "retrain_epochs": cfg.retrain_epochs},
                         meta.data_fingerprint, seed,
@@ -624,7 +616,7 @@ def stage_sweep(cfg: StudyConfig, seed: int, nets: dict[str, Path], train_set: D
         _log(f"seed {seed}: {name} {report.summary()}")
         trained = True
     if trained:
-        _add_stage_seconds(cfg, "sweep", time.perf_counter() - start)
+        add_stage_seconds(cfg.run_dir, "sweep", time.perf_counter() - start)
     return out
 
 
@@ -677,7 +669,7 @@ def write_config(cfg: StudyConfig, nets: dict[int, dict[str, Path]], train_set: 
         "config": asdict(cfg), "versions": versions(),
         "data": {"train": {"source": train_set.source, "fingerprint": train_set.fingerprint},
                  "test": {"source": test_set.source, "fingerprint": test_set.fingerprint}},
-        "models": {f"{seed}/{name}": {"path": str(path), "sha256": _sha256(path)}
+        "models": {f"{seed}/{name}": {"path": str(path), "sha256": sha256(path)}
                    for seed, per_seed in nets.items() for name, path in per_seed.items()},
         "published": PUBLISHED,
     })
@@ -744,6 +736,6 @@ def run_study(cfg: StudyConfig, redo_errors: bool = False) -> dict:
     report_start = time.perf_counter()
     summary = write_report(cfg, nets, rows, transfer, calibrated, neurons, sorted(sweep), eps_list, focus_eps,
                            test_set, time.perf_counter() - start)
-    _add_stage_seconds(cfg, "report", time.perf_counter() - report_start)
+    add_stage_seconds(cfg.run_dir, "report", time.perf_counter() - report_start)
     _log(f"report: {cfg.run_dir / 'report.md'}" + (f" (copied to {cfg.report_dir})" if cfg.report_dir else ""))
     return summary

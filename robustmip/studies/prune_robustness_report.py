@@ -32,6 +32,7 @@ from robustmip.report import (
 )
 from robustmip.studies import prune_robustness as study
 from robustmip.studies.paired import Interval, paired_bootstrap
+from robustmip.studies.runs import stage_seconds
 
 NET_LABELS = {"original": "original", study.CONTROL_NET: "original + retraining (control)", "pruned": "pruned",
               study.ROBUST_NET: "robustness-aware pruned"}
@@ -105,7 +106,7 @@ def robustness_claim(diff: dict) -> str:
 
 
 def _stage_table(cfg: study.StudyConfig, rows: list[dict]) -> list[str]:
-    timings = study.stage_seconds(cfg)
+    timings = stage_seconds(cfg.run_dir)
     stage_rows = [[stage, f"{timings[stage]['seconds']:.0f}", timings[stage]["invocations"]]
                   for stage in study.STAGES if stage in timings]
     split = {k: sum(r[k] for r in rows) for k in ("bounds_s", "build_s", "solve_s", "decision_s")}
@@ -440,7 +441,7 @@ def write_report(cfg: study.StudyConfig, nets: dict, rows: list[dict], transfer:
                "critical_neurons": {str(s): v for s, v in neuron_summaries.items()}, "transfer": transfer,
                "unknown": sum(r["status"] == "unknown" for r in rows),
                "not_optimal": sum(not study.row_optimal(r, cfg) for r in rows),
-               "wall_seconds": wall_seconds, "stage_seconds": study.stage_seconds(cfg)}
+               "wall_seconds": wall_seconds, "stage_seconds": stage_seconds(cfg.run_dir)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if cfg.report_dir:
         copy_report(out, Path(cfg.report_dir))

@@ -36,7 +36,13 @@ from robustmip.data import Dataset, load_dataset, load_iris
 from robustmip.errors import InvalidInput
 from robustmip.io import from_torch, load_network
 from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
-from robustmip.report import markdown_table, plot_bars, plot_scatter, spearman, write_csv
+from robustmip.report import (
+    markdown_table,
+    plot_bars,
+    plot_scatter,
+    spearman,
+    write_csv,
+)
 from robustmip.sensitivity.box import reachable_box
 from robustmip.sensitivity.exact import ExactOptions, exact_box
 from robustmip.sensitivity.measure import feature_eps, sense

@@ -17,8 +17,6 @@ settings is refused.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +31,7 @@ from tqdm.auto import tqdm
 from robustmip.attacks.evaluate import clean_accuracy
 from robustmip.data import Dataset
 from robustmip.errors import DataError, InvalidInput
+from robustmip.io.checkpoint import atomic_torch_save
 from robustmip.training.objectives import CrossEntropy, Objective, StepContext
 
 TrainData = Dataset | tuple[np.ndarray, np.ndarray]
@@ -122,19 +121,6 @@ def ramp_eps(eps: float, step: int, ramp_steps: int) -> float:
     return eps if ramp_steps <= 0 else eps * min(1.0, (step + 1) / ramp_steps)
 
 
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename (a crash leaves the old state)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_state(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     """The saved state of an interrupted run with the same ``settings``; None when there is none."""
     if not path.is_file():
@@ -207,10 +193,10 @@ def train(model: nn.Module, train_data: TrainData, test_data: TrainData | None =
         history.epochs.append(_run_epoch(model, objective, opt, x, y, test, epoch, epochs, batch_size,
                                          n_batches, order_rng, generator, device, progress))
         if resume_path is not None:
-            _save_state(resume_path, {
+            atomic_torch_save({
                 "settings": settings, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "order_rng": order_rng.bit_generator.state, "generator": generator.get_state(),
-                "history": [asdict(e) for e in history.epochs]})
+                "history": [asdict(e) for e in history.epochs]}, resume_path)
         if on_epoch is not None:
             on_epoch(history.epochs[-1])
     return history
