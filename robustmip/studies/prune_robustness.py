@@ -52,16 +52,16 @@ from robustmip.io import from_torch
 from robustmip.io.checkpoint import load_checkpoint, save_checkpoint
 from robustmip.models import build_model
 from robustmip.network import Network
-from robustmip.parallel import read_results, run_instances
+from robustmip.parallel import read_results
 from robustmip.pruning import ImportanceSettings, prune, prune_and_retrain
 from robustmip.studies import calibration, critical_neurons
 from robustmip.studies.engines import ENGINES, image_job
 from robustmip.studies.runs import (
-    StudyJobsFailed,
     add_stage_seconds,
     load_settings,
     logger,
     open_run,
+    run_jobs,
     run_problems,
     sha256,
     versions,
@@ -454,17 +454,9 @@ def stage_milp(cfg: StudyConfig, jobs: list[tuple[int, str, Path]], eps_list: li
 
     _log(f"{stage}: {len(instances)} optimisation jobs (x9 targets, engine {cfg.engine}, ladder "
          f"{', '.join(f'{t:g}' for t in ladder)} s) on {cfg.backend} with {cfg.workers or 'all'} workers")
-    start = time.perf_counter()
-    results = run_instances(image_job, instances, out, key="key", backend=cfg.backend, workers=cfg.workers,
-                            redo_errors=redo_errors, redo=open_row,
-                            settings={name: getattr(cfg, name) for name in ROW_SETTINGS})
-    add_stage_seconds(cfg.run_dir, stage, time.perf_counter() - start)
-    failed = [(instance["key"], result.get("error", "")) for instance, result in zip(instances, results)
-              if result.get("status") == "error"]
-    if failed:
-        first_key, first_error = failed[0]
-        raise StudyJobsFailed(f"{len(failed)} optimisation job(s) failed, e.g. {first_key}: {first_error}; the other "
-                              f"rows are kept in {out}: rerun with --redo-errors to retry")
+    results = run_jobs(image_job, instances, out, what="optimisation", backend=cfg.backend, workers=cfg.workers,
+                       redo_errors=redo_errors, redo=open_row, stage=stage,
+                       settings={name: getattr(cfg, name) for name in ROW_SETTINGS})
     return [row for result in results for row in result["rows"]]
 
 

@@ -186,16 +186,17 @@ class StudyJobsFailed(RobustMipError):
 
 
 def run_jobs(fn, instances: list[dict], out: Path, *, what: str, backend: str, workers: int | None,
-             redo_errors: bool, settings: dict | None = None, stage: str | None = None) -> list[dict]:
+             redo_errors: bool, settings: dict | None = None, stage: str | None = None, redo=None) -> list[dict]:
     """:func:`robustmip.parallel.run_instances` keyed by ``instance["key"]``; StudyJobsFailed when a job
     ended in an error row (the others are kept in ``out``, and ``--redo-errors`` retries). With ``stage``,
-    this invocation's wall seconds are added to ``timings.json`` beside ``out``."""
+    this invocation's wall seconds are added to ``timings.json`` beside ``out``; ``redo`` is
+    run_instances' predicate of finished rows to run again."""
     from robustmip.parallel import run_instances
 
     start = time.perf_counter()
     try:
         results = run_instances(fn, instances, out, key="key", backend=backend, workers=workers,
-                                redo_errors=redo_errors, settings=settings)
+                                redo_errors=redo_errors, settings=settings, redo=redo)
     finally:
         if stage is not None:
             add_stage_seconds(Path(out).parent, stage, time.perf_counter() - start)
