@@ -1,4 +1,4 @@
-"""robustmip: exact (MILP) robustness verification, attacks and MIP pruning of ReLU networks.
+"""robustmip: exact robustness verification (MILP, branch-and-bound), attacks and MIP pruning of ReLU networks.
 
 The names below are imported on first use (``robustmip.verify`` loads the MILP layer, not before),
 so that ``import robustmip`` and the command line start at once.
@@ -23,12 +23,13 @@ _EXPORTS = {
     "SolveOptions": "robustmip.milp",
     "ImageProblem": "robustmip.milp",
     "Verdict": "robustmip.milp",
-    "decide_output_property": "robustmip.milp",
+    "decide_output_property": "robustmip.bab.engine",
+    "optimize_margin": "robustmip.bab.engine",
     "encode": "robustmip.milp",
     "find_adversarial": "robustmip.milp",
     "minimal_distortion": "robustmip.milp",
     "optimize_output": "robustmip.milp",
-    "verify": "robustmip.milp",
+    "verify": "robustmip.bab.engine",
     "RobustMipError": "robustmip.errors",
     "InvalidInput": "robustmip.errors",
     "DataError": "robustmip.errors",

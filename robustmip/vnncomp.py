@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from robustmip.bab.engine import decide_output_property
 from robustmip.errors import DataError, InvalidInput, RobustMipError
 from robustmip.io.vnnlib import VnnOutcome, VnnResult, load_vnnlib
 from robustmip.milp.options import SolveOptions
-from robustmip.milp.properties import decide_output_property
 from robustmip.network import Network
 from robustmip.parallel import run_instances
 from robustmip.spec import OutputProperty
 
 RESULT_FIELDS = [
-    "onnx", "vnnlib", "timeout", "result", "seconds", "falsify_s", "bounds_s", "build_s", "solve_s", "expected", "reason",
+    "onnx", "vnnlib", "timeout", "engine", "result", "seconds", "falsify_s", "bounds_s", "build_s", "solve_s",
+    "expected", "reason",
 ]
 
 
@@ -35,8 +36,9 @@ def check_property(net: Network, prop: OutputProperty, options: SolveOptions | N
     """Decide a parsed property on ``net`` within the solver's time limit (wall, every stage included).
 
     The falsifier of ``options`` (e.g. :func:`robustmip.attacks.falsify.property_falsifier`) is tried
-    on each case before its MILP; ``strategy`` is that of
-    :func:`~robustmip.milp.properties.decide_output_property`. Returns ``sat`` (with the re-checked
+    on each case first; the engine (``options.engine``: MILP, branch-and-bound or automatic) then
+    decides it (:func:`robustmip.bab.engine.decide_output_property`); ``strategy`` is the MILP's.
+    Returns ``sat`` (with the re-checked
     point and outputs), ``unsat``, ``timeout`` or ``unknown``; ``error`` when the property does not fit
     the network.
     """
@@ -151,14 +153,16 @@ def vnncomp_job(instance: dict) -> dict:
     """Decide one instance (a :func:`robustmip.parallel.run_instances` job); load errors give ``error``.
 
     ``instance`` holds ``root``, ``onnx``, ``vnnlib``, ``timeout`` (seconds), ``solver``, ``threads``,
-    ``bounds``, ``pgd`` (bool) and ``counterexamples`` (folder for ``sat`` result files). A file that
-    cannot be loaded gives an ``error`` row with ``"status": "error"``, which the next run retries.
+    ``bounds``, ``pgd`` (bool), ``counterexamples`` (folder for ``sat`` result files) and optionally
+    ``engine`` (default ``milp``). A file that cannot be loaded gives an ``error`` row with
+    ``"status": "error"``, which the next run retries.
     """
     from robustmip.io import load_network
     from robustmip.solvers import MilpSolver
 
     root = Path(instance["root"])
-    ran = {k: instance[k] for k in ("onnx", "vnnlib", "timeout", "solver", "threads")}
+    ran = {**{k: instance[k] for k in ("onnx", "vnnlib", "timeout", "solver", "threads")},
+           "engine": instance.get("engine", "milp")}
     try:
         net = load_network(root / instance["onnx"])
         prop = load_vnnlib(root / instance["vnnlib"])
@@ -170,7 +174,8 @@ def vnncomp_job(instance: dict) -> dict:
 
         falsifier = property_falsifier()
     options = SolveOptions(MilpSolver(instance["solver"], instance["timeout"], instance["threads"]),
-                           bounds=instance["bounds"], domain=(None, None), falsifier=falsifier)
+                           bounds=instance["bounds"], domain=(None, None), falsifier=falsifier,
+                           engine=ran["engine"])
     start = time.perf_counter()
     res = check_property(net, prop, options)
     row = {**ran, "result": res.result, "seconds": time.perf_counter() - start, "reason": res.reason,
@@ -191,6 +196,7 @@ def run_benchmark(
     solver: str = "highs",
     threads: int = 1,
     bounds: str = "lp",
+    engine: str = "milp",
     pgd: bool = True,
     timeout_scale: float = 1.0,
     timeout_cap: float | None = None,
@@ -200,7 +206,7 @@ def run_benchmark(
     """Run every instance not yet in ``out``; return one row per instance (old and new), in CSV order.
 
     Each row holds ``onnx``, ``vnnlib``, ``timeout`` (the limit it ran under), ``solver``,
-    ``threads``, ``result``, ``seconds``, the seconds per stage, ``reason`` and, when ``sat``, the path
+    ``threads``, ``engine``, ``result``, ``seconds``, the seconds per stage, ``reason`` and, when ``sat``, the path
     of its ``counterexample`` file. ``on_row(row)`` is called for each new row.
     """
     instances_csv = Path(instances_csv)
@@ -216,10 +222,11 @@ def run_benchmark(
     folder = out.with_name(out.name.split(".")[0] + "_counterexamples")
     jobs = [{"key": inst.key, "root": str(root.resolve()), "onnx": inst.onnx, "vnnlib": inst.vnnlib,
              "timeout": instance_timeout(inst.timeout, timeout_scale, timeout_cap), "solver": solver,
-             "threads": threads, "bounds": bounds, "pgd": pgd, "counterexamples": str(folder.resolve())}
+             "threads": threads, "bounds": bounds, "engine": engine, "pgd": pgd,
+             "counterexamples": str(folder.resolve())}
             for inst in instances]
-    settings = {"root": str(root.resolve()), "solver": solver, "threads": threads, "bounds": bounds, "pgd": pgd,
-                "timeout_scale": timeout_scale, "timeout_cap": timeout_cap}
+    settings = {"root": str(root.resolve()), "solver": solver, "threads": threads, "bounds": bounds, "engine": engine,
+                "pgd": pgd, "timeout_scale": timeout_scale, "timeout_cap": timeout_cap}
 
     def job_with_callback(instance: dict) -> dict:
         row = vnncomp_job(instance)

@@ -55,7 +55,7 @@ def _timed(argv: list[str]) -> tuple[int, float]:
 
 def test_verify_honours_timeout(hard, capsys):
     code, seconds = _timed(["verify", str(hard / "net.npz"), "--images", str(hard / "images.npz"), "--eps", "0.5",
-                            "--bounds", "interval", "--no-pgd", "--timeout", "2", "--json"])
+                            "--engine", "milp", "--bounds", "interval", "--no-pgd", "--timeout", "2", "--json"])
     assert code == 0 and seconds < 2 + TIME_OVERHEAD
     (row,) = json.loads(capsys.readouterr().out)
     assert row["status"] == "unknown" and "time limit (2.0 s)" in row["reason"]

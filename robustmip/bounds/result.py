@@ -11,8 +11,8 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-BoundsMethod = Literal["interval", "crown", "lp", "milp"]
-BOUNDS_METHODS: tuple[str, ...] = ("interval", "crown", "lp", "milp")
+BoundsMethod = Literal["interval", "crown", "alpha", "lp", "milp"]
+BOUNDS_METHODS: tuple[str, ...] = ("interval", "crown", "alpha", "lp", "milp")
 ROUNDING_SLACK = 1e-9
 """Relative widening of every computed bound: ``lower - 1e-9 (1 + |lower|)``, likewise above."""
 ArrayT = TypeVar("ArrayT")

@@ -20,6 +20,9 @@ from robustmip.solvers import new_highs, use_highs_threads
 MILP_SLACK = 1e-6
 """A MILP bound is widened by ``1e-6 (1 + |bound|)`` against the solver's feasibility and
 integrality tolerances (``1e-6``), which can only enlarge its relaxation (weaken its bound)."""
+SIGN_CUTOFF = 1e-5
+"""A sign-deciding MILP proves ``a >= 1e-5`` (or ``a <= -1e-5``), so a neuron it proves stable stays
+stable by a clear margin after every widening (alpha-beta-CROWN's refinement uses the same 1e-5)."""
 
 
 def certified_lp_minimum(
@@ -219,6 +222,80 @@ class LpTightener:
         if not np.isfinite(bound):
             return None
         return bound - MILP_SLACK * (1.0 + abs(bound))
+
+    def _milp_sign(self, cost: np.ndarray, offset: float, neuron_time_limit: float) -> tuple[bool, float | None]:
+        """Is ``min cost.x + offset >= SIGN_CUTOFF`` (so the value is positive everywhere)? The solve stops
+        as soon as that is proved (HiGHS's cutoff) or a point with a negative value is found (its target).
+
+        Returns ``(proved, bound)``: ``bound`` is a proven lower bound on ``min cost.x`` (widened), or None.
+        """
+        left = self._time_left(neuron_time_limit)
+        if left <= 0:
+            return False, None
+        cutoff = SIGN_CUTOFF - offset
+        self.highs.setOptionValue("time_limit", float(left))
+        self.highs.setOptionValue("objective_bound", cutoff + MILP_SLACK * (1.0 + abs(cutoff)))
+        self.highs.setOptionValue("objective_target", -offset)
+        self.highs.changeColsCost(cost.shape[0], np.arange(cost.shape[0], dtype=np.int32), cost)
+        use_highs_threads(self.threads)
+        try:
+            self.highs.run()
+        finally:
+            self.highs.setOptionValue("objective_bound", highspy.kHighsInf)
+            self.highs.setOptionValue("objective_target", -highspy.kHighsInf)
+        self.milp_solves += 1
+        status = self.highs.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:  # every node cut off: no point below the cutoff
+            return True, cutoff
+        bound = float(self.highs.getInfo().mip_dual_bound)
+        if not np.isfinite(bound):
+            return False, None
+        # Nodes pruned by the cutoff only hold values >= cutoff: the bound is valid up to the cutoff.
+        bound = min(bound, cutoff)
+        return False, bound - MILP_SLACK * (1.0 + abs(bound))
+
+    def decide_signs(
+        self, k: int, lower: np.ndarray, upper: np.ndarray, order: np.ndarray, neuron_time_limit: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Try to prove layer ``k``'s unstable ReLUs stable by sign-deciding MILPs, in ``order``.
+
+        For each neuron the side whose bound is closer to 0 is tried first: a MILP over the exact
+        encoding of the earlier layers asks whether the pre-activation can lie below
+        :data:`SIGN_CUTOFF` (or above ``-SIGN_CUTOFF``) and stops as soon as that is decided, so a
+        proof costs no more than deciding the sign (MIPVerify's cutoff at 0, MN-BaB's early stop). A
+        proof makes the neuron stable (its bound set to 0); the second side is then skipped. Without a
+        proof the solver's dual bound still tightens that side. Needs ``binaries=True``; each MILP
+        is capped by ``neuron_time_limit`` and by the deadline.
+
+        Args:
+            order: indices of layer ``k``'s neurons, most important first; stable ones are skipped.
+        """
+        lower, upper = lower.copy(), upper.copy()
+        if not self.binaries or self.indicator_cols.shape[0] == 0:
+            return lower, upper
+        layer = self.net.layers[k]
+        prev = self._previous_cols(k)
+        n_cols = self.col_lower.shape[0]
+        self._set_integrality(True)
+        try:
+            for i in order:
+                if not (lower[i] < 0 < upper[i]):
+                    continue
+                if self.deadline.expired():
+                    break
+                cost = np.zeros(n_cols)
+                cost[prev] = layer.W[i]
+                for side in ((+1, -1) if -lower[i] < upper[i] else (-1, +1)):
+                    proved, bound = self._milp_sign(side * cost, side * layer.b[i], neuron_time_limit)
+                    if side > 0:
+                        lower[i] = 0.0 if proved else max(lower[i], -np.inf if bound is None else bound + layer.b[i])
+                    else:
+                        upper[i] = 0.0 if proved else min(upper[i], np.inf if bound is None else -bound + layer.b[i])
+                    if proved:
+                        break
+        finally:
+            self._set_integrality(False)
+        return lower, upper
 
     def _set_integrality(self, integer: bool) -> None:
         n = self.indicator_cols.shape[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,11 +24,17 @@ from robustmip.cli.common import (
 from robustmip.errors import InvalidInput, RobustMipError
 
 SOLVER_CHOICES = ("highs", "gurobi")
-BOUNDS_CHOICES = ("interval", "crown", "lp", "milp")
+BOUNDS_CHOICES = ("interval", "crown", "alpha", "lp", "milp")
+ENGINE_CHOICES = ("milp", "bab", "auto")
+DEFAULT_ENGINE = "auto"
 
 
 def add_solver_options(parser: argparse.ArgumentParser, default_timeout: float | None) -> None:
-    """``--solver``, ``--timeout``, ``--bounds``, ``--threads`` and ``--no-pgd`` of the exact commands."""
+    """``--engine``, ``--solver``, ``--timeout``, ``--bounds``, ``--threads``, ``--no-pgd`` of the exact commands."""
+    parser.add_argument("--engine", choices=ENGINE_CHOICES, default=DEFAULT_ENGINE,
+                        help="milp: one MILP per question; bab: branch-and-bound (optimised linear bounds, "
+                        "the MILP for small subproblems); auto: the MILP when few ReLUs are unstable, else the "
+                        f"branch-and-bound (default {DEFAULT_ENGINE})")
     parser.add_argument("--solver", choices=SOLVER_CHOICES, default="highs", help="MILP solver (default highs)")
     if default_timeout is not None:
         parser.add_argument("--timeout", type=pos_float, default=default_timeout,
@@ -51,13 +58,14 @@ def solve_options(args: argparse.Namespace, timeout: float | None, domain=(0.0, 
 
         falsifier = property_falsifier()
     return SolveOptions(MilpSolver(args.solver, timeout, args.threads), bounds=args.bounds, domain=domain,
-                        falsifier=falsifier)
+                        falsifier=falsifier, engine=args.engine)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="verify MNIST test images with the MILP (robust / adversarial / unknown)",
+    p = sub.add_parser("verify", help="verify MNIST test images exactly (robust / adversarial / unknown)",
                        description="Exact robustness of MNIST test images: PGD first, then sound bounds "
-                       "and the MILP. Verdicts: robust (proved), adversarial (re-checked counterexample), "
+                       "and the MILP or the branch-and-bound (--engine). Verdicts: robust (proved), "
+                       "adversarial (re-checked counterexample), "
                        "unknown (with the reason).")
     p.add_argument("model", help="model: .onnx, .pt checkpoint or .npz network")
     p.add_argument("--eps", type=unit_eps, required=True, help="l-infinity radius in [0,1] pixel units")
@@ -99,8 +107,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 @reports_errors
 def run_verify(args: argparse.Namespace) -> int:
+    from robustmip.bab.engine import verify
     from robustmip.io import load_network
-    from robustmip.milp import verify
 
     options = solve_options(args, args.timeout)
     net = load_network(args.model)
@@ -127,6 +135,10 @@ def run_verify_vnnlib(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         check_writable(args.out)
+        # Until a verdict is written the file says "unknown": an interrupted or killed run leaves no
+        # stale or partial verdict (the final one replaces it atomically).
+        _write_result(args.out, "unknown\n")
+        args.on_interrupt = f"{args.out} says unknown"
     try:
         options = solve_options(args, args.timeout, domain=(None, None))
         net = load_network(args.onnx)
@@ -136,12 +148,19 @@ def run_verify_vnnlib(args: argparse.Namespace) -> int:
             raise InvalidInput(result.reason)
     except RobustMipError:
         if args.out is not None:  # VNN-COMP scripts read the result file: say "error" there too
-            args.out.write_text("error\n")
+            _write_result(args.out, "error\n")
         raise
     if args.out is not None:
-        args.out.write_text(result.result_file_text())
+        _write_result(args.out, result.result_file_text())
     print(f"{result.result} ({result.seconds:.2f} s){': ' + result.reason if result.reason else ''}")
     return 0
+
+
+def _write_result(path: Path, text: str) -> None:
+    """Write a result file atomically (a reader sees the old or the new content, never a part)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def _print_row(row: dict) -> None:
@@ -159,8 +178,9 @@ def run_vnncomp(args: argparse.Namespace) -> int:
     args.on_interrupt = f"finished instances are kept in {args.out}; rerun the same command to resume"
     start = time.perf_counter()
     rows = run_benchmark(args.instances, args.root, args.out, solver=args.solver, threads=args.threads,
-                         bounds=args.bounds, pgd=not args.no_pgd, timeout_scale=args.timeout_scale,
-                         timeout_cap=args.timeout_cap, progress=sys.stderr.isatty(), on_row=_print_row)
+                         bounds=args.bounds, engine=args.engine, pgd=not args.no_pgd,
+                         timeout_scale=args.timeout_scale, timeout_cap=args.timeout_cap,
+                         progress=sys.stderr.isatty(), on_row=_print_row)
     table = args.out.with_suffix(".csv")
     write_csv(rows, table, expected)
     summary = {**summarize(rows, expected), "results": str(args.out), "table": str(table),

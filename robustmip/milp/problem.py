@@ -36,6 +36,7 @@ from robustmip.spec import (
     check_image,
     input_box,
     margin_coefficients,
+    margin_matrix,
     robustness_conjunctions,
 )
 
@@ -146,12 +147,13 @@ class ImageProblem:
 
     def __init__(self, net: Network, x: np.ndarray, label: int, eps: float, options: SolveOptions | None = None):
         self.options = options or SolveOptions()
+        self.options.require_milp("ImageProblem")
         self.net = net
         self.x = check_image(x, label, net.n_inputs, net.n_outputs, self.options.domain, net.input_shape)
         self.label = int(label)
         self.eps = check_eps(eps)
         self.box = input_box(self.x, self.eps, *self.options.domain)
-        self.solver = self.options.engine
+        self.solver = self.options.milp_solver
         self._bounds: Bounds | None = None
         self._enc: EncodedNetwork | None = None
         self._untargeted: dict[tuple[int, ...], object] = {}
@@ -166,7 +168,8 @@ class ImageProblem:
         """The box's bounds, computed once (LPs stop at ``deadline``; the bounds stay sound)."""
         if self._bounds is None:
             self._bounds = compute_bounds(self.net, *self.box, method=self.options.bounds,
-                                          threads=self.solver.threads, deadline=deadline)
+                                          threads=self.solver.threads, deadline=deadline,
+                                          spec=margin_matrix(self.net.n_outputs, self.label))
         return self._bounds
 
     @property

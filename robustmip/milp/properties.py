@@ -66,6 +66,7 @@ def decide_output_property(
     the falsifier, the bounds, the model and every MILP.
     """
     options = options or SolveOptions()
+    options.require_milp("robustmip.milp.decide_output_property")
     deadline = deadline or options.deadline()
     start = time.perf_counter()
     falsify_seconds = 0.0
@@ -80,7 +81,8 @@ def decide_output_property(
     times = {"falsify": falsify_seconds, "bounds": 0.0, "build": 0.0, "solve": 0.0}
     if deadline.expired():
         return PropertyResult("unknown", reason=f"time limit ({deadline.seconds} s) reached in the falsifier", times=times)
-    bounds = compute_bounds(net, lower, upper, method=options.bounds, threads=options.threads, deadline=deadline)
+    bounds = compute_bounds(net, lower, upper, method=options.bounds, threads=options.threads, deadline=deadline,
+                            spec=np.concatenate([np.atleast_2d(A) for A, _ in conjunctions]))
     times["bounds"] = bounds.seconds
     if deadline.expired():
         return PropertyResult("unknown", reason=f"time limit ({deadline.seconds} s) reached in the bounds", times=times)
@@ -92,7 +94,8 @@ def decide_output_property(
     groups = [[c] for c in conjunctions] if strategy == "split" else [list(conjunctions)]
     undecided, proofs = None, set()
     for index, group in enumerate(groups):
-        outcome = _decide_group(enc, options.engine, group, conjunctions, f"property{index}", deadline, times, focus)
+        outcome = _decide_group(enc, options.milp_solver, group, conjunctions, f"property{index}", deadline, times,
+                                focus)
         if outcome.status == "sat":
             return outcome
         if outcome.status == "unknown":

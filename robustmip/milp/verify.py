@@ -28,6 +28,7 @@ def verify(
     options: SolveOptions | None = None,
     *,
     strategy: Literal["split", "joint"] = "split",
+    deadline: Deadline | None = None,
 ) -> Verdict:
     """Decide whether every input within l-infinity ``eps`` of ``x`` (clipped to the domain) keeps ``label``.
 
@@ -36,19 +37,17 @@ def verify(
     ``unknown`` (with the reason). The falsifier of ``options`` (e.g. PGD) is tried first. Then
     ``strategy="split"`` (default) asks one targeted decision MILP per target the bounds leave open,
     on one persistent model; ``"joint"`` asks one untargeted MILP. The solver's ``time_limit`` is
-    the total for the whole call (seconds): falsifier, bounds, model building and every target.
+    the total for the whole call (seconds): falsifier, bounds, model building and every target
+    (``deadline``: a deadline already running, e.g. the engine choice's).
     """
     options = options or SolveOptions()
+    options.require_milp("robustmip.milp.verify")
     flat = check_image(x, label, net.n_inputs, net.n_outputs, options.domain, net.input_shape)
     eps = check_eps(eps)
-    clean_ok, _, margin, predicted = recheck(net, flat, int(label), (flat, flat))
-    if clean_ok:
-        return Verdict(
-            "adversarial", int(label), eps, counterexample=flat.reshape(net.input_shape),
-            counterexample_margin=margin, predicted=predicted, distortion=0.0, proof="clean",
-            reason="the image itself is misclassified",
-        )
-    deadline = options.deadline()
+    clean = clean_verdict(net, flat, int(label), eps)
+    if clean is not None:
+        return clean
+    deadline = deadline or options.deadline()
     problem = ImageProblem(net, flat, label, eps, options)
     point, seconds = problem.search(None)
     if point is not None:
@@ -81,6 +80,18 @@ def verify(
         return undecided
     return Verdict("robust", int(label), eps, proof="milp", times=times,
                    reason=f"MILP: margin <= 0 proved infeasible for each of {len(targets)} targets")
+
+
+def clean_verdict(net: Network, flat: np.ndarray, label: int, eps: float) -> Verdict | None:
+    """``adversarial`` (proof ``clean``) when the image itself is misclassified: its own counterexample."""
+    clean_ok, _, margin, predicted = recheck(net, flat, int(label), (flat, flat))
+    if not clean_ok:
+        return None
+    return Verdict(
+        "adversarial", int(label), eps, counterexample=flat.reshape(net.input_shape),
+        counterexample_margin=margin, predicted=predicted, distortion=0.0, proof="clean",
+        reason="the image itself is misclassified",
+    )
 
 
 def find_adversarial(

@@ -17,6 +17,7 @@ The returned parameters reproduce the returned bound when evaluated again.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -42,6 +43,7 @@ class OptimizeOptions:
             them at every step (costly: ``2 n_k`` rows per layer; meant for few domains).
         stop_above: stop as soon as every row's best lower bound exceeds this value (e.g. 0 when
             only the sign matters).
+        time_limit: stop stepping after this many seconds (the best iterate so far is kept); None: no limit.
     """
 
     iterations: int = 20
@@ -50,10 +52,13 @@ class OptimizeOptions:
     lr_decay: float = 0.98
     intermediate: bool = False
     stop_above: float | None = None
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         if self.iterations < 0 or not (self.lr_alpha > 0 and self.lr_beta > 0 and 0 < self.lr_decay <= 1):
             raise InvalidInput("optimisation needs iterations >= 0, positive step sizes and 0 < lr_decay <= 1")
+        if self.time_limit is not None and not self.time_limit >= 0:
+            raise InvalidInput(f"time_limit must be >= 0 seconds or None, got {self.time_limit}")
 
 
 def initial_params(
@@ -188,6 +193,7 @@ def optimize_bounds(
     optimizer = _ProjectedAdam(tensors, rates, options.lr_decay)
     best: _Evaluation | None = None
     best_params = params.map(lambda t: t.detach().clone())
+    stop_at = None if options.time_limit is None else time.perf_counter() + options.time_limit
     for step in range(steps + 1):
         with torch.enable_grad():
             current = evaluate(params, fixed)
@@ -197,6 +203,8 @@ def optimize_bounds(
         else:
             best = _keep_best(best, current, best_params, params, last, joint)
         if step == steps or (options.stop_above is not None and bool((best.value > options.stop_above).all())):
+            break
+        if stop_at is not None and time.perf_counter() >= stop_at:
             break
         optimizer.step(torch.autograd.grad(loss, tensors, allow_unused=True), len(params.alphas))
     if track_model:
