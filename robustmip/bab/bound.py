@@ -104,6 +104,7 @@ class DomainBounder:
             betas=[torch.zeros(D, M, m) for m in self.widths],
             lower=torch.full((D,), -torch.inf, dtype=torch.float64),
             depth=torch.zeros(D, dtype=torch.int32),
+            stalled=torch.zeros(D, dtype=torch.int32),
             candidates=torch.full((D, 1), -1, dtype=torch.long),
         )
 

@@ -12,6 +12,7 @@ per-neuron tensor is *compressed* to the root-unstable neurons ``U_k`` of each R
 ``betas[k]``              ``(D, M, m_k)`` f32    split multipliers of the final rows (warm start)
 ``lower``                 ``(D,)`` float64       sound lower bound of ``g_i`` on the domain
 ``depth``                 ``(D,)`` int32         number of splits
+``stalled``               ``(D,)`` int32         splits since the bound last improved (by ``STALL_GAIN``)
 ``candidates``            ``(D, c)`` int64       branching candidates, flat index over ``U_0, U_1, ...``
                                                  in order of preference (-1: none)
 ========================  =====================  =====================================================
@@ -34,6 +35,7 @@ class Domains:
     betas: list[torch.Tensor]
     lower: torch.Tensor
     depth: torch.Tensor
+    stalled: torch.Tensor
     candidates: torch.Tensor
 
     def __len__(self) -> int:

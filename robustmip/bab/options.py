@@ -34,7 +34,10 @@ class BabOptions:
         refine_neuron_seconds: time cap of one refinement MILP.
         milp_free_neurons: a domain with at most this many unsplit unstable ReLUs is handed to the MILP
             (its split binaries fixed; none left: an LP); negative: never (except fully split domains).
+        milp_stalled: a domain whose bound has not improved over this many splits in a row is handed to
+            the MILP too (0: never).
         milp_seconds: time cap of one hand-off MILP.
+        milp_share: most of the search time the hand-off MILPs take while domains wait for branching.
         max_domains: most open domains kept (memory); more ends the search ``unknown``.
         seed: seed of the random tie-breaks.
     """
@@ -53,7 +56,9 @@ class BabOptions:
     refine_seconds: float = 0.0
     refine_neuron_seconds: float = 1.0
     milp_free_neurons: int = 8
+    milp_stalled: int = 6
     milp_seconds: float = 5.0
+    milp_share: float = 0.5
     max_domains: int = 200_000
     seed: int = 0
 
@@ -66,6 +71,8 @@ class BabOptions:
             raise InvalidInput(f"root_bounds must be 'alpha' or 'lp', got {self.root_bounds!r}")
         if self.candidates < 1 or self.max_split_depth < 1 or not 0 < self.min_frontier_ratio <= 1:
             raise InvalidInput("candidates and max_split_depth must be >= 1, min_frontier_ratio in (0, 1]")
+        if self.milp_stalled < 0 or not 0 < self.milp_share <= 1:
+            raise InvalidInput("milp_stalled must be >= 0 and milp_share in (0, 1]")
         if self.refine_seconds < 0 or self.refine_neuron_seconds <= 0 or self.milp_seconds <= 0:
             raise InvalidInput("refine_seconds must be >= 0, refine_neuron_seconds and milp_seconds > 0")
         if self.max_domains < self.batch_size:

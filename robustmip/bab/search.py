@@ -11,8 +11,9 @@ Best-first on the sound lower bounds (Bunel et al. 2020; alpha-beta-CROWN's loop
 3. Every child's candidate point is run through ``Network.forward`` (float64): the best value is the
    incumbent ``U``; a decision ends ``sat`` as soon as a point meets the disjunction.
 4. A child is closed when its sound bound exceeds the threshold: ``0`` for a decision, ``U - tol`` when
-   optimising (``tol = max(abs_gap, rel_gap |U|)``). Children with few free unstable ReLUs go to the
-   MILP (:mod:`robustmip.bab.handoff`), which takes at most half of the time; the rest are pushed.
+   optimising (``tol = max(abs_gap, rel_gap |U|)``). Children with few free unstable ReLUs, or whose
+   bound has stalled over several splits, go to the MILP (:mod:`robustmip.bab.handoff`), which takes at
+   most ``milp_share`` of the time while other domains wait; the rest are pushed.
 
 Soundness: a bound enters only from the float64 certificate or a MILP proof; ``unsat`` needs every
 domain closed; the lower bound reported is the minimum over closed and open domains' sound bounds; a
@@ -43,6 +44,8 @@ from robustmip.network import Network
 from robustmip.solvers import MilpSolver
 
 Mode = Literal["decide", "optimize"]
+STALL_GAIN = 1e-3
+"""A child's bound counts as an improvement over its parent's when higher by ``1e-3 (1 + |bound|)``."""
 Status = Literal["sat", "unsat", "optimal", "time_limit", "unknown"]
 
 
@@ -155,6 +158,8 @@ class _Search:
         left = self.deadline.left()
         self.bounder.optimise(domains, self.options, self.stop_above(), None if left is None else max(0.0, left))
         certified: Certified = self.bounder.certify(domains)
+        gained = certified.lower > domains.lower + STALL_GAIN * (1.0 + domains.lower.abs())
+        domains.stalled = torch.where(gained, torch.zeros_like(domains.stalled), domains.stalled + 1)
         domains.lower = torch.maximum(domains.lower, certified.lower)
         self.stats["domains"] += len(domains)
         self.stats["max_depth"] = max(self.stats["max_depth"], int(domains.depth.max()))
@@ -163,8 +168,9 @@ class _Search:
         self.close(domains.lower[closed])
         domains.candidates = candidate_lists(certified, self.options)
         domains = domains.select(~closed)
-        free = domains.free_neurons()
-        handoff = free <= max(self.options.milp_free_neurons, 0)
+        handoff = domains.free_neurons() <= max(self.options.milp_free_neurons, 0)
+        if self.options.milp_stalled:
+            handoff |= domains.stalled >= self.options.milp_stalled
         if self.milp is None:
             handoff = torch.zeros_like(handoff)
         self.queue.push(domains.select(handoff))
@@ -194,6 +200,7 @@ class _Search:
         if outcome.point is not None:
             self.offer(outcome.point[None])
         domain.lower = torch.maximum(domain.lower, torch.tensor([outcome.lower], dtype=torch.float64))
+        domain.stalled.zero_()
         if outcome.closed or bool(domain.lower[0] > self.threshold()):
             self.close(domain.lower)
         elif int(domain.free_neurons()[0]) == 0:
@@ -202,11 +209,12 @@ class _Search:
             self.frontier.push(domain)
 
     def milp_turn(self) -> None:
-        """Hand queued domains (worst first) to the MILP while it has used at most half of the time."""
+        """Hand queued domains (worst first) to the MILP while it has used at most ``milp_share`` of the time."""
         if self.milp is None:
             return
         while len(self.queue) and not self.deadline.expired() and not self.done():
-            if self.stats["milp_s"] > self.stats["bab_s"] and len(self.frontier):
+            share = self.options.milp_share
+            if len(self.frontier) and self.stats["milp_s"] >= share * (self.stats["milp_s"] + self.stats["bab_s"]):
                 break
             domain = self.queue.pop_worst(1)
             self.handoff(domain, self.options.milp_seconds)
