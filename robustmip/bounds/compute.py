@@ -1,7 +1,8 @@
 """Sound pre-activation bounds of every neuron over an input box.
 
-Five levels, all *sound* (never tighter than the truth); each is at least as tight as ``crown``, and
-``lp`` and ``milp`` at least as tight as the one before them:
+Five levels, each at least as tight as the one before (in exact arithmetic: the LP over the triangle
+relaxation is the best bound any choice of slopes gives, alpha-CROWN's included), all *sound* (never
+tighter than the truth):
 
 ``interval``
     interval arithmetic (IBP), layer by layer.
