@@ -27,9 +27,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=os.environ.get("ROBUSTMIP_VNNCOMP"), help="the vnncomp_mnistfc folder")
     parser.add_argument("--instances", required=True, help="comma-separated NET:PROP, e.g. 256x2:prop_6_0.03")
-    parser.add_argument("--engines", default="milp,bab", help="comma-separated engines (milp, bab, auto)")
+    parser.add_argument("--engines", default="milp,bab",
+                        help="comma-separated engines (milp, bab, auto); ENGINE@N runs it with N threads")
     parser.add_argument("--timeout", type=float, help="seconds per instance (default: the instance's own)")
     parser.add_argument("--bounds", default="lp", help="bound level of the MILP engine (default lp)")
+    parser.add_argument("--threads", type=int, default=1, help="threads (auto with 2: both engines race)")
     parser.add_argument("--set", action="append", default=[], help="BabOptions field=value (repeatable)")
     parser.add_argument("--out", type=Path, help="CSV of the rows")
     args = parser.parse_args()
@@ -57,16 +59,18 @@ def main() -> int:
         net = load_network(root / "onnx" / onnx_name)
         prop = load_vnnlib(root / "vnnlib" / vnnlib_name)
         timeout = args.timeout or limits.get((onnx_name, vnnlib_name), 300.0)
-        for engine in args.engines.split(","):
-            options = SolveOptions(MilpSolver("highs", timeout, 1), bounds=args.bounds, domain=(None, None),
+        for spec in args.engines.split(","):
+            engine, _, threads = spec.partition("@")
+            threads = int(threads) if threads else args.threads
+            options = SolveOptions(MilpSolver("highs", timeout, threads), bounds=args.bounds, domain=(None, None),
                                    falsifier=property_falsifier(), engine=engine, bab=bab)
             start = time.perf_counter()
             result = check_property(net, prop, options)
-            row = {"net": net_name, "prop": prop_name, "engine": engine, "timeout": timeout, "result": result.result,
+            row = {"net": net_name, "prop": prop_name, "engine": spec, "timeout": timeout, "result": result.result,
                    "expected": expected.get((onnx_name, vnnlib_name), ""), "seconds": time.perf_counter() - start,
                    **{f"{k}_s": v for k, v in result.times.items()}, "reason": result.reason}
             rows.append(row)
-            print(f"{net_name} {prop_name} {engine:5s} {row['result']:8s} (expected {row['expected'] or '?'}) "
+            print(f"{net_name} {prop_name} {spec:7s} {row['result']:8s} (expected {row['expected'] or '?'}) "
                   f"{row['seconds']:7.2f} s  " + " ".join(f"{k}={v:.2f}" for k, v in result.times.items()),
                   flush=True)
     if args.out is not None:

@@ -116,6 +116,21 @@ def robustness_conjunctions(n_outputs: int, label: int, targets: Sequence[int]) 
     return [(margin_coefficients(n_outputs, label, t)[None, :], np.zeros(1)) for t in targets]
 
 
+def check_conjunctions(conjunctions: Sequence[OutputConjunction], n_outputs: int) -> list[OutputConjunction]:
+    """The conjunctions as float64 ``(A (m, n_outputs), c (m,))`` pairs; InvalidInput when there are none
+    or a shape does not fit."""
+    if not conjunctions:
+        raise InvalidInput("a disjunction needs at least one conjunction")
+    pairs = []
+    for i, (A, c) in enumerate(conjunctions):
+        A = np.atleast_2d(np.asarray(A, dtype=np.float64))
+        c = np.atleast_1d(np.asarray(c, dtype=np.float64))
+        if A.ndim != 2 or A.shape[0] == 0 or A.shape != (c.shape[0], n_outputs):
+            raise InvalidInput(f"conjunction {i}: A has shape {A.shape}, expected ({c.shape[0]}, {n_outputs})")
+        pairs.append((A, c))
+    return pairs
+
+
 def satisfies(outputs: np.ndarray, conjunctions: Sequence[OutputConjunction]) -> bool:
     """Whether ``outputs`` (float64 ``(n_outputs,)``) meets at least one conjunction exactly."""
     return any(bool(np.all(np.atleast_2d(A) @ outputs <= np.atleast_1d(c))) for A, c in conjunctions)

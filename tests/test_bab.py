@@ -193,14 +193,19 @@ def test_verdicts_equal_the_milp_on_the_demo_net(eps):
             assert mine.proof == "bab" and int(np.argmax(net.forward(mine.counterexample))) != label
 
 
-def test_verdicts_equal_the_milp_on_random_mnist_size_nets():
+def random_mnist_size_cases(count: int, eps: float = 0.015):
+    """``(net, x, label, lower, upper, conjunctions)``: random 784-24-24-10 nets whose MILPs take seconds."""
     rng = np.random.default_rng(7)
-    for trial in range(3):
+    for _ in range(count):
         net = random_network(rng, [784, 24, 24, 10], bias_scale=0.1)
         x = rng.uniform(size=784)
         label = int(np.argmax(net.forward(x)))
-        lower, upper = input_box(x, 0.015)
-        conjunctions = robustness_conjunctions(10, label, [t for t in range(10) if t != label])
+        lower, upper = input_box(x, eps)
+        yield net, x, label, lower, upper, robustness_conjunctions(10, label, [t for t in range(10) if t != label])
+
+
+def test_verdicts_equal_the_milp_on_random_mnist_size_nets():
+    for trial, (net, _, _, lower, upper, conjunctions) in enumerate(random_mnist_size_cases(3)):
         bab = decide_output_property(net, lower, upper, conjunctions,
                                      SolveOptions(MilpSolver("highs", 60), engine="bab", bab=BabOptions(batch_size=64)))
         milp = decide_output_property(net, lower, upper, conjunctions, SolveOptions(MilpSolver("highs", 60)))
@@ -290,3 +295,60 @@ def test_sigint_during_the_search_leaves_an_unknown_result_file(tmp_path, capsys
     assert rounds == ["unknown\n"]
     assert code == 130 and out.read_text() == "unknown\n"
     assert "interrupted" in capsys.readouterr().err
+
+
+def _decided(result: str) -> bool:
+    return result.startswith("decided")
+
+
+def test_race_takes_the_first_decision_and_leaves_no_process():
+    import multiprocessing
+    import time
+
+    from robustmip.bab.portfolio import race
+
+    def patient_search(stop):
+        while not stop():
+            time.sleep(0.01)
+        return "undecided search"
+
+    def milp(deadline):
+        time.sleep(0.2)
+        return "decided by the milp"
+
+    assert race(milp, patient_search, _decided, Deadline(20)) == ("decided by the milp", "milp")
+
+    def slow_milp(deadline):
+        time.sleep(60)
+        return "decided too late"
+
+    begin = time.perf_counter()
+    assert race(slow_milp, lambda stop: "decided by the search", _decided, Deadline(20)) == (
+        "decided by the search", "bab")
+    assert time.perf_counter() - begin < 10
+
+    def failing_milp(deadline):
+        raise RuntimeError("solver crashed")
+
+    def search_after(stop):
+        time.sleep(0.3)
+        return "decided by the search" if not stop() else "stopped"
+
+    assert race(failing_milp, search_after, _decided, Deadline(20)) == ("decided by the search", "bab")
+
+    def undecided_milp(deadline):
+        return "no answer"
+
+    assert race(undecided_milp, lambda stop: "undecided search", _decided, Deadline(1)) == ("undecided search", "bab")
+    assert multiprocessing.active_children() == []
+
+
+def test_two_threads_race_both_engines_to_the_milps_verdicts():
+    for trial, (net, x, label, lower, upper, conjunctions) in enumerate(random_mnist_size_cases(2)):
+        raced = decide_output_property(net, lower, upper, conjunctions,
+                                       SolveOptions(MilpSolver("highs", 60, threads=2), engine="auto"))
+        milp = decide_output_property(net, lower, upper, conjunctions, SolveOptions(MilpSolver("highs", 60)))
+        assert raced.status == milp.status != "unknown", (trial, raced.reason, milp.reason)
+        mine = verify(net, x, label, 0.015, SolveOptions(MilpSolver("highs", 60, threads=2), engine="auto",
+                                                         domain=(None, None)))
+        assert mine.status == {"sat": "adversarial", "unsat": "robust"}[milp.status]

@@ -2,9 +2,10 @@
 
 :class:`robustmip.milp.SolveOptions` ``engine`` says which: ``"milp"`` calls :mod:`robustmip.milp`
 unchanged; ``"bab"`` runs the falsifier, the root bounds and :func:`robustmip.bab.branch_and_bound`
-(the MILP settles its small domains); ``"auto"`` computes the CROWN bounds (numpy, cheap) and takes
-the MILP when at most :data:`AUTO_MILP_UNSTABLE` ReLUs are unstable, the branch-and-bound otherwise
-(and the MILP for networks the branch-and-bound does not take). Verdicts follow the rules of the MILP
+(the MILP settles its small domains); ``"auto"`` (:func:`choose_engine`) races both on two cores when
+given two threads, else takes the MILP when the CROWN bounds leave at most
+:data:`AUTO_MILP_UNSTABLE` ReLUs unstable and the branch-and-bound otherwise (and always the MILP
+for networks the branch-and-bound does not take). Verdicts follow the rules of the MILP
 engine: ``sat`` / ``adversarial`` only with a point re-checked by ``Network.forward``, ``unsat`` /
 ``robust`` only from sound bounds, a timeout is ``unknown``.
 
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 
 from robustmip.bab.options import BabOptions
+from robustmip.bab.portfolio import race
 from robustmip.bab.question import Question
 from robustmip.bounds import Bounds, compute_bounds
 from robustmip.bounds.alpha import relu_layers_supported
@@ -29,19 +31,27 @@ from robustmip.milp import decide_output_property as milp_decide_output_property
 from robustmip.milp import verify as milp_verify
 from robustmip.milp.verify import clean_verdict
 from robustmip.network import Network
+from robustmip.solvers import MilpSolver
 from robustmip.spec import OutputConjunction, check_eps, check_image, satisfies
 
-AUTO_MILP_UNSTABLE = 60
-"""``auto`` takes the MILP when the CROWN bounds leave at most this many ReLUs unstable."""
+AUTO_MILP_UNSTABLE = 20
+"""With one thread, ``auto`` takes the MILP when the CROWN bounds leave at most this many ReLUs unstable
+(small MILPs are fast and spare the import of torch), the branch-and-bound otherwise."""
 
 
 def choose_engine(net: Network, lower: np.ndarray, upper: np.ndarray, options: SolveOptions,
                   deadline: Deadline) -> tuple[str, Bounds | None]:
-    """``("milp" | "bab", crown bounds or None)`` for ``options.engine`` over the box (module docstring)."""
+    """``("milp" | "bab" | "portfolio", crown bounds or None)`` for ``options`` over the box.
+
+    ``auto``: the MILP for networks the branch-and-bound does not take; with two threads or more both
+    engines race (:mod:`robustmip.bab.portfolio`); with one, :data:`AUTO_MILP_UNSTABLE` decides.
+    """
     if options.engine != "auto":
         return options.engine, None
     if not relu_layers_supported(net):
         return "milp", None
+    if options.threads >= 2:
+        return "portfolio", None
     crown = compute_bounds(net, lower, upper, "crown", deadline=deadline)
     return ("milp" if crown.n_unstable() <= AUTO_MILP_UNSTABLE else "bab"), crown
 
@@ -50,12 +60,19 @@ def _milp(options: SolveOptions) -> SolveOptions:
     return replace(options, engine="milp")
 
 
+def _one_thread(options: SolveOptions) -> SolveOptions:
+    """The options with a one-thread copy of the solver, no falsifier (it ran already), the MILP engine."""
+    s = options.milp_solver
+    solver = MilpSolver(s.name, s.time_limit, 1, s.mip_gap, s.verbose, s.options)
+    return replace(options, solver=solver, falsifier=None, engine="milp")
+
+
 def _bab_options(options: SolveOptions) -> BabOptions:
     return options.bab if options.bab is not None else BabOptions()
 
 
 def _search(net: Network, question: Question, options: SolveOptions, deadline: Deadline, mode: str,
-            start: np.ndarray | None, given: Bounds | None, **gaps):
+            start: np.ndarray | None, given: Bounds | None, stop: Callable[[], bool] | None = None, **gaps):
     """Root bounds (from ``given`` when the root starts at CROWN) and the branch-and-bound."""
     from robustmip.bab.root import root_bounds
     from robustmip.bab.search import branch_and_bound
@@ -64,7 +81,7 @@ def _search(net: Network, question: Question, options: SolveOptions, deadline: D
     root = root_bounds(net, question, bab, deadline, options.threads,
                        given=given if bab.root_bounds == "alpha" else None)
     result = branch_and_bound(net, question, mode=mode, options=bab, deadline=deadline, threads=options.threads,
-                              solver=options.milp_solver, start=start, root=root, **gaps)
+                              solver=options.milp_solver, start=start, root=root, stop=stop, **gaps)
     times = {"bounds": root.seconds, "build": 0.0, "solve": result.stats.get("search_s", 0.0)}
     return result, times
 
@@ -90,30 +107,42 @@ def decide_output_property(
     if engine == "milp":
         return milp_decide_output_property(net, lower, upper, conjunctions, _milp(options), deadline=deadline,
                                            strategy=strategy)
-    times = {"falsify": 0.0, "bounds": 0.0, "build": 0.0, "solve": 0.0}
+    falsify = 0.0
     start = None
     if options.falsifier is not None:
         begin = time.perf_counter()
         candidate = options.falsifier(net, lower, upper, conjunctions)
-        times["falsify"] = time.perf_counter() - begin
+        falsify = time.perf_counter() - begin
         if candidate is not None:
             start = np.clip(np.asarray(candidate, dtype=np.float64).reshape(-1), lower, upper)
             outputs = net.forward(start)
             if satisfies(outputs, conjunctions):
-                return PropertyResult("sat", start, outputs, "pgd", times=times)
+                return PropertyResult("sat", start, outputs, "pgd", times={"falsify": falsify})
     if deadline.expired():
         return PropertyResult("unknown", reason=f"time limit ({deadline.seconds} s) reached in the falsifier",
-                              times=times)
+                              times={"falsify": falsify})
     question = Question.of(lower, upper, conjunctions, net.n_outputs)
-    result, stage = _search(net, question, options, deadline, "decide", start, crown)
-    times.update(stage)
-    if result.status == "sat" and result.point is not None:
-        outputs = net.forward(result.point)
-        if satisfies(outputs, conjunctions):
-            return PropertyResult("sat", result.point, outputs, "bab", times=times)
-    if result.status == "unsat":
-        return PropertyResult("unsat", proof="bab", reason=result.reason, times=times)
-    return PropertyResult("unknown", reason=f"branch-and-bound: {result.reason}", times=times)
+
+    def bab(search_options: SolveOptions, stop: Callable[[], bool] | None = None) -> PropertyResult:
+        result, times = _search(net, question, search_options, deadline, "decide", start, crown, stop)
+        if result.status == "sat" and result.point is not None:
+            outputs = net.forward(result.point)
+            if satisfies(outputs, conjunctions):
+                return PropertyResult("sat", result.point, outputs, "bab", times=times)
+        if result.status == "unsat":
+            return PropertyResult("unsat", proof="bab", reason=result.reason, times=times)
+        return PropertyResult("unknown", reason=f"branch-and-bound: {result.reason}", times=times)
+
+    if engine == "portfolio":
+        single = _one_thread(options)
+        outcome, _ = race(
+            lambda child: milp_decide_output_property(net, lower, upper, conjunctions, single, deadline=child,
+                                                      strategy=strategy),
+            lambda stop: bab(single, stop), lambda r: r.status in ("sat", "unsat"), deadline)
+    else:
+        outcome = bab(options)
+    outcome.times = {**outcome.times, "falsify": falsify}
+    return outcome
 
 
 def verify(
@@ -147,24 +176,30 @@ def verify(
     if point is not None:
         verdict = problem.check_counterexample(point, None, "pgd")
         if verdict is not None:
-            verdict.times = {"falsify": falsify, "bounds": 0.0, "build": 0.0, "solve": 0.0}
+            verdict.times = {"falsify": falsify}
             return verdict
+    if deadline.expired():
+        return Verdict("unknown", int(label), eps, times={"falsify": falsify},
+                       reason=f"time limit ({deadline.seconds} s) reached in the falsifier")
     targets = [t for t in range(net.n_outputs) if t != int(label)]
     question = Question.margin(*problem.box, net.n_outputs, int(label), targets)
-    verdict = Verdict("unknown", int(label), eps)
-    if deadline.expired():
-        verdict.reason = f"time limit ({deadline.seconds} s) reached in the falsifier"
+
+    def bab(search_options: SolveOptions, stop: Callable[[], bool] | None = None) -> Verdict:
+        result, times = _search(net, question, search_options, deadline, "decide", point, crown, stop)
+        verdict = Verdict("unknown", int(label), eps, times=times, reason=f"branch-and-bound: {result.reason}")
+        if result.status == "sat" and result.point is not None:
+            problem.check_counterexample(result.point, None, "bab", verdict)
+        elif result.status == "unsat":
+            verdict.status, verdict.proof = "robust", "bab"
         return verdict
-    result, times = _search(net, question, options, deadline, "decide", point, crown)
-    verdict.times = {"falsify": falsify, **times}
-    if result.status == "sat" and result.point is not None:
-        if problem.check_counterexample(result.point, None, "bab", verdict) is not None:
-            return verdict
-    if result.status == "unsat":
-        verdict.status, verdict.proof = "robust", "bab"
-        verdict.reason = f"branch-and-bound: {result.reason}"
-        return verdict
-    verdict.reason = f"branch-and-bound: {result.reason}"
+
+    if engine == "portfolio":
+        single = _one_thread(options)
+        verdict, _ = race(lambda child: milp_verify(net, flat, label, eps, single, strategy=strategy, deadline=child),
+                          lambda stop: bab(single, stop), lambda v: v.status in ("adversarial", "robust"), deadline)
+    else:
+        verdict = bab(options)
+    verdict.times = {**verdict.times, "falsify": falsify}
     return verdict
 
 

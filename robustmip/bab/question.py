@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from robustmip.errors import InvalidInput
-from robustmip.spec import OutputConjunction, margin_coefficients
+from robustmip.spec import OutputConjunction, check_conjunctions, margin_coefficients
 
 
 @dataclass
@@ -46,15 +46,7 @@ class Question:
     def of(cls, lower: np.ndarray, upper: np.ndarray, conjunctions: Sequence[OutputConjunction],
            n_outputs: int, strict: bool = False) -> Question:
         """The question for a box and a disjunction (checked against ``n_outputs``)."""
-        if not conjunctions:
-            raise InvalidInput("a question needs at least one conjunction")
-        pairs = []
-        for i, (A, c) in enumerate(conjunctions):
-            A = np.atleast_2d(np.asarray(A, dtype=np.float64))
-            c = np.atleast_1d(np.asarray(c, dtype=np.float64))
-            if A.ndim != 2 or A.shape != (c.shape[0], n_outputs) or A.shape[0] == 0:
-                raise InvalidInput(f"conjunction {i}: A has shape {A.shape}, expected ({c.shape[0]}, {n_outputs})")
-            pairs.append((A, c))
+        pairs = check_conjunctions(conjunctions, n_outputs)
         M = max(A.shape[0] for A, _ in pairs)
         rows = np.stack([np.concatenate([A, np.repeat(A[:1], M - A.shape[0], axis=0)]) for A, _ in pairs])
         offsets = np.stack([np.concatenate([c, np.repeat(c[:1], M - c.shape[0])]) for _, c in pairs])

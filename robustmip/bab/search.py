@@ -85,9 +85,10 @@ class _Search:
 
     def __init__(self, net: Network, question: Question, root: Root, options: BabOptions, mode: Mode,
                  deadline: Deadline, solver: MilpSolver | None, abs_gap: float, rel_gap: float,
-                 progress: Callable[[dict], None] | None):
+                 progress: Callable[[dict], None] | None, stop: Callable[[], bool] | None):
         self.net, self.question, self.root, self.options, self.mode = net, question, root, options, mode
         self.deadline, self.abs_gap, self.rel_gap, self.progress = deadline, abs_gap, rel_gap, progress
+        self.stop = stop
         self.bounder = DomainBounder(net, question, root.bounds)
         self.milp = None if solver is None else DomainMilp(net, question, root.bounds, solver)
         self.frontier, self.queue = Frontier(), Frontier()
@@ -259,6 +260,9 @@ class _Search:
                 if self.deadline.expired():
                     reason = f"time limit ({self.deadline.seconds} s) reached"
                     break
+                if self.stop is not None and self.stop():
+                    reason = "stopped: another engine decided first"
+                    break
                 if len(self.frontier) > self.options.max_domains:
                     reason = f"more than {self.options.max_domains} open domains"
                     break
@@ -319,6 +323,7 @@ def branch_and_bound(
     abs_gap: float = 1e-4,
     rel_gap: float = 1e-4,
     progress: Callable[[dict], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> BabResult:
     """Decide the sign of ``min G`` or minimise ``G`` over the question's box (module docstring).
 
@@ -333,6 +338,7 @@ def branch_and_bound(
         root: a root stage already computed (:func:`robustmip.bab.root.root_bounds`), else computed here.
         abs_gap, rel_gap: optimisation stops when ``U - L <= max(abs_gap, rel_gap |U|)``.
         progress: called after every round with counts and both bounds.
+        stop: asked before every round; True ends the search ``unknown`` (e.g. another engine decided).
     """
     if mode not in ("decide", "optimize"):
         raise InvalidInput(f"mode must be 'decide' or 'optimize', got {mode!r}")
@@ -344,7 +350,7 @@ def branch_and_bound(
     deadline = deadline or Deadline()
     with torch_threads(threads):
         root = root or root_bounds(net, question, options, deadline, threads)
-        search = _Search(net, question, root, options, mode, deadline, solver, abs_gap, rel_gap, progress)
+        search = _Search(net, question, root, options, mode, deadline, solver, abs_gap, rel_gap, progress, stop)
         if start is not None:
             search.offer(np.atleast_2d(np.asarray(start, dtype=np.float64)).reshape(-1, net.n_inputs))
         return search.run()

@@ -14,7 +14,7 @@ import pyomo.environ as pyo
 from robustmip.bounds import Bounds
 from robustmip.errors import InvalidInput
 from robustmip.milp.encode import EncodedNetwork
-from robustmip.spec import OutputConjunction, robustness_conjunctions
+from robustmip.spec import OutputConjunction, check_conjunctions, robustness_conjunctions
 
 
 def _check_class(enc: EncodedNetwork, c: int, what: str) -> int:
@@ -52,14 +52,8 @@ def add_disjunction(enc: EncodedNetwork, conjunctions: Sequence[OutputConjunctio
     per conjunction picks which one bounds ``s``; with a single conjunction none is needed. The big-M of
     each row is ``max(s) - min(slack)``, from interval bounds over the logit bounds.
     """
-    if not conjunctions:
-        raise InvalidInput("a disjunction needs at least one conjunction")
     rows = []
-    for i, (A, c) in enumerate(conjunctions):
-        A = np.atleast_2d(np.asarray(A, dtype=np.float64))
-        c = np.atleast_1d(np.asarray(c, dtype=np.float64))
-        if A.shape != (c.shape[0], enc.net.n_outputs):
-            raise InvalidInput(f"conjunction {i}: A has shape {A.shape}, expected ({c.shape[0]}, {enc.net.n_outputs})")
+    for A, c in check_conjunctions(conjunctions, enc.net.n_outputs):
         rows.append([(A[j], float(c[j]), *_slack_interval(enc, A[j], float(c[j]))) for j in range(A.shape[0])])
     s_upper = max(min(r[3] for r in conj) for conj in rows)
     s_lower = max(min(r[2] for r in conj) for conj in rows)
