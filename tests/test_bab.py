@@ -260,13 +260,18 @@ def test_one_real_256x2_instance_end_to_end_through_the_bab():
     assert result.times["solve"] > 0 and math.isfinite(result.seconds)
 
 
-def test_sigint_during_the_search_leaves_an_unknown_result_file(tmp_path, capsys, monkeypatch):
-    """A real SIGINT delivered inside a branch-and-bound round: exit 130, the result file says
-    ``unknown`` (written before the work started, never replaced by a partial verdict)."""
+@pytest.mark.parametrize("engine", [["--engine", "bab"], ["--engine", "auto", "--threads", "2"]])
+def test_sigint_during_the_search_leaves_an_unknown_result_file(tmp_path, capsys, monkeypatch, engine):
+    """A real SIGINT delivered inside a branch-and-bound round (alone, or racing the MILP in a child
+    process): exit 130, the result file says ``unknown`` (written before the work started, never
+    replaced by a partial verdict), no child process left."""
+    import multiprocessing
     import signal
+    import time
 
     import onnx
 
+    import robustmip.bab.engine as engine_module
     from robustmip.bab.search import _Search
     from robustmip.cli import main
     from robustmip.io.onnx_model import network_to_onnx
@@ -290,11 +295,13 @@ def test_sigint_during_the_search_leaves_an_unknown_result_file(tmp_path, capsys
         self.frontier.pop_worst(1)
 
     monkeypatch.setattr(_Search, "branch_round", round_then_sigint)
-    code = main(["verify-vnnlib", str(tmp_path / "net.onnx"), str(tmp_path / "prop.vnnlib"), "--engine", "bab",
+    monkeypatch.setattr(engine_module, "milp_decide_output_property", lambda *args, **kwargs: time.sleep(60))
+    code = main(["verify-vnnlib", str(tmp_path / "net.onnx"), str(tmp_path / "prop.vnnlib"), *engine,
                  "--no-pgd", "--timeout", "60", "--out", str(out)])
     assert rounds == ["unknown\n"]
     assert code == 130 and out.read_text() == "unknown\n"
     assert "interrupted" in capsys.readouterr().err
+    assert multiprocessing.active_children() == []
 
 
 def _decided(result: str) -> bool:
