@@ -62,16 +62,9 @@ class Domains:
         """Unsplit root-unstable ReLUs per domain, ``(D,)`` int64."""
         return sum((split == 0).sum(dim=1) for split in self.splits)
 
-    def nbytes(self) -> int:
-        return sum(t.element_size() * t.numel() for f in fields(self) for t in _tensors(getattr(self, f.name)))
-
 
 def _map(value, fn):
     return [fn(t) for t in value] if isinstance(value, list) else fn(value)
-
-
-def _tensors(value) -> list[torch.Tensor]:
-    return list(value) if isinstance(value, list) else [value]
 
 
 MAX_CHUNKS = 64
@@ -123,6 +116,3 @@ class Frontier:
     def min_lower(self) -> float:
         """Lowest lower bound among the open domains (+inf when none)."""
         return min((float(chunk.lower.min()) for chunk in self._chunks), default=float("inf"))
-
-    def nbytes(self) -> int:
-        return sum(chunk.nbytes() for chunk in self._chunks)

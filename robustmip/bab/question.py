@@ -67,11 +67,6 @@ class Question:
     def n_conjunctions(self) -> int:
         return self.rows.shape[0]
 
-    def conjunction_values(self, outputs: np.ndarray, which: np.ndarray) -> np.ndarray:
-        """``g_i(y) = max_j (A_ij y - c_ij)`` for each row of ``outputs`` ``(N, n_out)`` and its ``which[n]``."""
-        values = np.einsum("nmo,no->nm", self.rows[which], outputs) - self.offsets[which]
-        return values.max(axis=1)
-
     def values(self, outputs: np.ndarray) -> np.ndarray:
         """``G(y)`` for each row of ``outputs`` ``(N, n_out)``."""
         values = np.einsum("kmo,no->nkm", self.rows, outputs) - self.offsets[None]
