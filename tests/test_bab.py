@@ -359,3 +359,23 @@ def test_two_threads_race_both_engines_to_the_milps_verdicts():
         mine = verify(net, x, label, 0.015, SolveOptions(MilpSolver("highs", 60, threads=2), engine="auto",
                                                          domain=(None, None)))
         assert mine.status == {"sat": "adversarial", "unsat": "robust"}[milp.status]
+
+
+def test_the_studies_bab_engine_gives_the_milps_optima():
+    """``robustmip.studies.engines.ENGINES['bab']`` on two targets of one demo image (one robust, one not):
+    the MILP's verdicts and optima within the gap (relative 1e-4), counterexamples re-checked."""
+    from robustmip.attacks.milp_attack import attack_image
+    from robustmip.studies.engines import ENGINES
+
+    net = load_demo_network()
+    x, label = _demo_cases()[1]
+    kwargs = dict(time_limit=60.0, targets=[0, 3], pgd_start=True)
+    bab, bab_examples = attack_image(net, x, label, 0.06, optimiser=ENGINES["bab"], **kwargs)
+    milp, _ = attack_image(net, x, label, 0.06, optimiser=ENGINES["milp"], **kwargs)
+    for mine, reference in zip(bab, milp):
+        assert mine.status == reference.status != "unknown" and mine.solver_status == "optimal"
+        assert mine.ofv == pytest.approx(reference.ofv, abs=1e-4, rel=1e-4) and mine.rel_gap <= 1e-4 + 1e-9
+        assert mine.bound <= reference.ofv + 1e-6
+    assert [row.status for row in bab] == ["robust", "adversarial"]
+    for target, point in bab_examples.items():
+        assert int(np.argmax(net.forward(point))) != label

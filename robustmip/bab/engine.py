@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
+from robustmip.attacks.milp_attack import TargetOptimum
 from robustmip.bab.options import BabOptions
 from robustmip.bab.portfolio import race
 from robustmip.bab.question import Question
@@ -268,3 +269,42 @@ def optimize_margin(
                             abs_gap=abs_gap, rel_gap=rel_gap)
     return MarginOptimum(result.status, result.lower_bound, result.incumbent, result.point, "bab", result.reason,
                          {"falsify": falsify, **times})
+
+
+def optimise_target(problem: ImageProblem, target: int, time_limits: Sequence[float], *,
+                    abs_gap: float = 1e-5, rel_gap: float = 1e-4) -> TargetOptimum:
+    """One target's max-margin optimum by the branch-and-bound: a study's optimiser
+    (:data:`robustmip.attacks.milp_attack.Optimiser`, registered as ``bab`` in
+    :data:`robustmip.studies.engines.ENGINES`).
+
+    The search is anytime, so it runs once for the whole ladder (``sum(time_limits)`` seconds) and stops
+    at the gap ``max(abs_gap, rel_gap |value|)``. The root starts from the problem's bounds (shared by
+    its targets); the problem's falsifier gives the first incumbent; the problem's solver takes the
+    hand-offs. The verdict carries the incumbent margin as ``objective``, the sound lower bound as
+    ``bound``, ``solver_status`` ``optimal`` / ``time_limit`` / ``unknown``, and the re-checked
+    counterexample when the margin is negative.
+    """
+    from robustmip.bab.root import root_bounds
+    from robustmip.bab.search import branch_and_bound
+
+    seconds = float(sum(time_limits))
+    deadline = Deadline(seconds)
+    options = problem.options
+    start, falsify = problem.search(target)
+    question = Question.margin(*problem.box, problem.net.n_outputs, problem.label, [int(target)])
+    bab = _bab_options(options)
+    root = root_bounds(problem.net, question, bab, deadline, options.threads, given=problem.compute_bounds(deadline))
+    result = branch_and_bound(problem.net, question, mode="optimize", options=bab, deadline=deadline,
+                              threads=options.threads, solver=problem.solver, start=start, root=root,
+                              abs_gap=abs_gap, rel_gap=rel_gap)
+    solve_s = falsify + root.seconds + result.stats.get("search_s", 0.0)
+    verdict = Verdict("unknown", problem.label, problem.eps, int(target), objective=result.incumbent,
+                      bound=result.lower_bound if np.isfinite(result.lower_bound) else None,
+                      solver_status=result.status, reason=f"branch-and-bound: {result.reason}",
+                      times={"falsify": falsify, "bounds": root.seconds, "build": 0.0,
+                             "solve": result.stats.get("search_s", 0.0)})
+    if result.incumbent is not None and result.incumbent < 0 and result.point is not None:
+        problem.check_counterexample(result.point, int(target), "bab", verdict)
+    elif result.lower_bound > 0:
+        verdict.status, verdict.proof = "robust", "bab"
+    return TargetOptimum(verdict, 1, seconds, solve_s)

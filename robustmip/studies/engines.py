@@ -3,8 +3,9 @@
 Every max-margin optimisation of a study goes through :func:`optimise_target` with an ``engine``
 setting. ``milp`` is the monolithic MILP (:func:`robustmip.attacks.milp_attack.optimise_margin`: one
 solve per rung of a time ladder, each starting from the last incumbent). An engine is a function
-``(problem, target, time_limits) -> TargetOptimum`` registered in :data:`ENGINES`; a branch-and-bound
-that optimises joins it under its own name.
+``(problem, target, time_limits) -> TargetOptimum`` registered in :data:`ENGINES`; ``bab`` is the
+branch-and-bound (:func:`robustmip.bab.engine.optimise_target`: one anytime search for the whole
+ladder, to a relative gap of 1e-4).
 
 :func:`image_job` is the picklable job that :func:`robustmip.parallel.run_instances` runs: one
 (net, eps, image), all targets, rows with the engine's status, incumbent, bound and gap, counterexamples
@@ -26,11 +27,12 @@ from robustmip.attacks.milp_attack import (
     attack_image,
     optimise_margin,
 )
+from robustmip.bab.engine import optimise_target as optimise_bab_target
 from robustmip.errors import InvalidInput
 from robustmip.milp import ImageProblem
 from robustmip.network import Network
 
-ENGINES: dict[str, Optimiser] = {"milp": optimise_margin}
+ENGINES: dict[str, Optimiser] = {"milp": optimise_margin, "bab": optimise_bab_target}
 """Engine name -> optimiser."""
 
 
