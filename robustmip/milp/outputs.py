@@ -90,6 +90,7 @@ class OutputProblem:
     def __init__(self, net: Network, lower: np.ndarray, upper: np.ndarray, options: SolveOptions | None = None):
         self.net = net
         self.options = options or SolveOptions()
+        self.options.require_milp("OutputProblem")
         self.lower = np.asarray(lower, dtype=np.float64).reshape(-1)
         self.upper = np.asarray(upper, dtype=np.float64).reshape(-1)
         if self.lower.shape != (net.n_inputs,) or self.upper.shape != (net.n_inputs,):
@@ -173,7 +174,7 @@ class OutputProblem:
             if start is not None:
                 enc.set_point(candidates[0])
             if not deadline.expired():
-                result = self.options.engine.solve(enc.block, deadline.left(), warm_start=start is not None,
+                result = self.options.milp_solver.solve(enc.block, deadline.left(), warm_start=start is not None,
                                                    focus="bound" if start is not None else "balanced")
                 status, solve_seconds = result.status, result.seconds
                 if result.bound is not None and result.status in ("optimal", "time_limit"):

@@ -169,7 +169,7 @@ class PairProblem:
         self.enc.set_point(x)
 
     def _solve(self, deadline: Deadline, decide_below: float | None = None) -> SolveResult:
-        engine = self.options.engine
+        engine = self.options.milp_solver
         if decide_below is None:
             result = engine.solve(self.model, deadline.left(), warm_start=True, focus="bound")
         else:

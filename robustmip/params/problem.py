@@ -295,7 +295,7 @@ class ParamProblem:
         if deadline.expired():
             return ParamOptimum("unknown", sense, None, None, reason="time limit reached before the MILP",
                                 times=dict(self.times))
-        result = self.options.engine.solve(enc.block, deadline.left(), warm_start=True, focus="bound")
+        result = self.options.milp_solver.solve(enc.block, deadline.left(), warm_start=True, focus="bound")
         self.times["solve"] += result.seconds
         enc.relax_for_objective(None)
         bound = None if result.bound is None else -sign * result.bound
@@ -319,7 +319,7 @@ class ParamProblem:
         build = time.perf_counter()
         slack = add_disjunction(enc, [conjunction], name)
         self.times["build"] += time.perf_counter() - build
-        engine = self.options.engine
+        engine = self.options.milp_solver
         try:
             enc.block.objective.set_value(-slack)
             result = None

@@ -132,7 +132,7 @@ def _radius_milp(net: Network, x: np.ndarray, label: int, unit: ParamBox, option
     slack.setlb(0.0)
     m.objective = pyo.Objective(expr=m.delta, sense=pyo.minimize)
     times = {"falsify": falsify, "bounds": bounds.seconds}
-    result = options.engine.solve(m, deadline.left())
+    result = options.milp_solver.solve(m, deadline.left())
     times["solve"] = result.seconds
     if result.status == "infeasible":
         return RadiusResult("beyond", max_delta, None, "milp", 1, reason=f"robust for every radius up to {max_delta:g}",
@@ -163,7 +163,7 @@ def _radius_bisection(net: Network, x: np.ndarray, label: int, unit: ParamBox, e
         if deadline.expired():
             return RadiusResult("gap", lower, upper, "bisection", solves, witness, "time limit reached",
                                 {"total": time.perf_counter() - start})
-        step = SolveOptions.create(options.engine.name, deadline.left(), options.threads, bounds=options.bounds,
+        step = SolveOptions.create(options.milp_solver.name, deadline.left(), options.threads, bounds=options.bounds,
                                    domain=options.domain)
         verdict = verify_parameter_robustness(net, unit.scaled(probe), x, label, eps, step, attack=ParamAttack())
         solves += 1
