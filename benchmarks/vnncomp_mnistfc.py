@@ -58,9 +58,10 @@ def read_csv(path: Path, header: bool = True) -> list[dict] | list[list[str]]:
         return list(csv.DictReader(handle)) if header else [r for r in csv.reader(handle) if r]
 
 
-def instances(root: Path, only: str | None, quick: bool) -> list[dict]:
-    rows = [{"onnx": r[0].strip(), "vnnlib": r[1].strip(), "timeout": float(r[2])}
-            for r in read_csv(root / "instances.csv", header=False)]
+def instances(root: Path, only: str | None, quick: bool, listing: Path | None = None,
+              cap: float | None = None) -> list[dict]:
+    rows = [{"onnx": r[0].strip(), "vnnlib": r[1].strip(), "timeout": min(float(r[2]), cap or float("inf"))}
+            for r in read_csv(listing or root / "instances.csv", header=False)]
     if only:
         rows = [r for r in rows if only in r["onnx"]]
     if quick:
@@ -218,6 +219,8 @@ def main() -> int:
     parser.add_argument("--tools", default="robustmip", help="comma list of robustmip, abcrown, marabou")
     parser.add_argument("--only", help="instances whose ONNX name contains this (e.g. 256x2)")
     parser.add_argument("--quick", action="store_true", help="the first 4 instances of each net")
+    parser.add_argument("--instances", type=Path, help="an instances.csv of one's own (paths relative to --root)")
+    parser.add_argument("--timeout-cap", type=float, help="at most this many seconds per instance (all tools)")
     parser.add_argument("--robustmip-args", default="", help="extra flags for robustmip verify-vnnlib")
     parser.add_argument("--abcrown", help="the user's alpha-beta-CROWN checkout (holds complete_verifier/)")
     parser.add_argument("--abcrown-python", default="python3", help="interpreter with alpha-beta-CROWN's dependencies")
@@ -239,7 +242,7 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     runs_path = out_dir / f"{args.name}_runs.jsonl"
     runs = load_runs(runs_path)
-    todo = instances(root, args.only, args.quick)
+    todo = instances(root, args.only, args.quick, args.instances, args.timeout_cap)
     work = out_dir / f"{args.name}_work"
     work.mkdir(exist_ok=True)
     extra = shlex.split(args.robustmip_args)
