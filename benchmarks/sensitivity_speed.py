@@ -3,15 +3,21 @@
 The goal of issue 18: median under 5 s per image. Variants (``--variants``), each on the first
 ``--images`` test images of the embedded subset, one image at a time, in this process:
 
-* ``persistent``: :func:`robustmip.sensitivity.exact.exact_box`, one model per image, each face
-  started from the gradient search (the default settings of ``robustmip sensitivity``);
+* ``auto``: :func:`robustmip.sensitivity.exact.exact_box` with its defaults (those of ``robustmip
+  sensitivity``): the LP branch-and-bound when the bounds leave at most
+  ``LP_BAB_UNSTABLE`` ReLUs unstable, the MILP otherwise;
+* ``lp-bab``: every image through the LP branch-and-bound (``ExactOptions(engine="lp-bab")``);
+* ``persistent``: every image through the MILP engine, one model per image, each face started from
+  the gradient search;
 * ``presolve-off``: the same with HiGHS's presolve off (``ExactOptions(solver_options=...)``);
 * ``threads2``: the same with two HiGHS threads;
 * ``rebuild``: the former way, :func:`robustmip.milp.outputs.OutputProblem` built anew for every face
   (bounds, model and solve per MILP, no start): the 43-91 s baseline (``--rebuild-images`` images).
 
-Per image: wall and CPU seconds, faces closed by bounds, MILPs, the status, log10 volume. Printed as
-a table (median, mean, max per variant) and written to ``results/bench/sensitivity_speed.csv``.
+Per image: wall and CPU seconds, faces closed by bounds, optimisations run, the engine, the status,
+log10 volume. Printed as a table (median, mean, max per variant, and the median per-image speed-up
+of each variant over ``persistent``), with the largest disagreement of exact boxes' log10 volumes
+between variants (a bug if above 1e-6), and written to ``results/bench/sensitivity_speed.csv``.
 
 Usage: python benchmarks/sensitivity_speed.py [--images 20] [--eps 0.05] [--variants persistent,rebuild]
        [--rebuild-images 3] [--timeout 600]
@@ -38,9 +44,11 @@ from robustmip.spec import input_box
 
 OUT = Path("results/bench/sensitivity_speed.csv")
 VARIANTS = {
-    "persistent": {},
-    "presolve-off": {"solver_options": {"presolve": "off"}},
-    "threads2": {"threads": 2},
+    "auto": {},
+    "lp-bab": {"engine": "lp-bab"},
+    "persistent": {"engine": "milp"},
+    "presolve-off": {"engine": "milp", "solver_options": {"presolve": "off"}},
+    "threads2": {"engine": "milp", "threads": 2},
 }
 
 
@@ -63,7 +71,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=20, help="test images per variant (default 20)")
     parser.add_argument("--rebuild-images", type=int, default=3, help="images of the rebuild variant (default 3)")
     parser.add_argument("--eps", type=float, default=0.05, help="l_inf radius, pixels in [0, 1] (default 0.05)")
-    parser.add_argument("--variants", default="persistent,presolve-off,rebuild",
+    parser.add_argument("--variants", default="auto,lp-bab,persistent",
                         help=f"comma-separated, of {', '.join([*VARIANTS, 'rebuild'])}")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per image's box (default 600)")
     args = parser.parse_args()
@@ -86,22 +94,35 @@ def main() -> None:
                                                                                                    options)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             milps = sum(s["status"] != "closed_by_bounds" for s in box.solves)
+            engines = sorted({s["engine"] for s in box.solves if "engine" in s}) or ["milp"]
             rows.append({"variant": variant, "image": i, "wall_s": wall, "cpu_s": cpu, "milps": milps,
+                         "engine": "+".join(engines),
                          "closed_by_bounds": len(box.solves) - milps, "status": box.status,
                          "log10_volume": log10_volume(box.lower, box.upper), "load_before": load})
-            print(f"{variant:>13} image {i:>3}: {wall:7.2f} s wall, {cpu:7.2f} s CPU, {milps:>2} MILPs, "
-                  f"{box.status}, log10 S {rows[-1]['log10_volume']:.4f} (load {load:.2f})", flush=True)
+            print(f"{variant:>13} image {i:>3}: {wall:7.2f} s wall, {cpu:7.2f} s CPU, {milps:>2} questions "
+                  f"({rows[-1]['engine']}), {box.status}, log10 S {rows[-1]['log10_volume']:.4f} (load {load:.2f})", flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"\n{'variant':>13} {'images':>6} {'median s':>9} {'mean s':>7} {'max s':>7} {'median CPU s':>12}")
+    base = {r["image"]: r["wall_s"] for r in rows if r["variant"] == "persistent"}
+    print(f"\n{'variant':>13} {'images':>6} {'median s':>9} {'mean s':>7} {'max s':>7} {'median CPU s':>12} "
+          f"{'speed-up vs persistent':>23}")
     for variant in dict.fromkeys(r["variant"] for r in rows):
-        wall = [r["wall_s"] for r in rows if r["variant"] == variant]
-        cpu = [r["cpu_s"] for r in rows if r["variant"] == variant]
+        mine = [r for r in rows if r["variant"] == variant]
+        wall, cpu = [r["wall_s"] for r in mine], [r["cpu_s"] for r in mine]
+        ratios = [base[r["image"]] / r["wall_s"] for r in mine if r["image"] in base]
         print(f"{variant:>13} {len(wall):>6} {statistics.median(wall):>9.2f} {statistics.mean(wall):>7.2f} "
-              f"{max(wall):>7.2f} {statistics.median(cpu):>12.2f}")
+              f"{max(wall):>7.2f} {statistics.median(cpu):>12.2f} "
+              f"{'' if not ratios else f'{statistics.median(ratios):.2f}x':>23}")
+    volumes: dict[int, list[float]] = {}
+    for r in rows:
+        if r["status"] == "exact":
+            volumes.setdefault(r["image"], []).append(r["log10_volume"])
+    spread = max((max(v) - min(v) for v in volumes.values()), default=0.0)
+    print(f"largest log10-volume disagreement between exact boxes of one image: {spread:.2e}"
+          + ("  <-- BUG" if spread > 1e-6 else ""))
     print(f"written {OUT}")
 
 

@@ -34,14 +34,16 @@ def _enumerated_box(net: Network, lower: np.ndarray, upper: np.ndarray) -> tuple
     return lo, up
 
 
+@pytest.mark.parametrize("engine", ["milp", "lp-bab"])
 @pytest.mark.parametrize("dims,seed", CASES)
-def test_exact_box_equals_enumeration(dims, seed):
+def test_exact_box_equals_enumeration(dims, seed, engine):
     net, x = _case(dims, seed)
     eps = 0.3
     lower, upper = input_box(x, eps)
     true_lo, true_up = _enumerated_box(net, lower, upper)
-    box = output_box(net, x, eps, "exact")
+    box = output_box(net, x, eps, "exact", exact_options=ExactOptions(engine=engine))
     assert box.status == "exact"
+    assert {s["engine"] for s in box.solves if "engine" in s} <= {engine}
     np.testing.assert_allclose(box.inner_lower, true_lo, atol=1e-6)
     np.testing.assert_allclose(box.inner_upper, true_up, atol=1e-6)
     np.testing.assert_allclose(box.lower, true_lo, atol=1e-5)
@@ -121,11 +123,12 @@ def test_kw_box_equals_wong_kolter_dual(dims):
     assert (box.lower <= ref_lo).all() and (box.upper >= ref_up).all()  # widened outward
 
 
-def test_time_limit_keeps_the_outer_box_sound():
+@pytest.mark.parametrize("engine", ["milp", "lp-bab"])
+def test_time_limit_keeps_the_outer_box_sound(engine):
     net, x = _case([4, 6, 2], 0)
     lower, upper = input_box(x, 0.4)
     true_lo, true_up = _enumerated_box(net, lower, upper)
-    box = exact_box(net, lower, upper, ExactOptions(time_limit=1e-4))
+    box = exact_box(net, lower, upper, ExactOptions(time_limit=1e-4, engine=engine))
     assert (box.lower <= true_lo + 1e-9).all() and (box.upper >= true_up - 1e-9).all()
     assert (box.inner_lower >= true_lo - 1e-9).all() and (box.inner_upper <= true_up + 1e-9).all()
     assert box.status in ("exact", "time_limit")
@@ -185,3 +188,5 @@ def test_bad_input_is_refused_clearly():
         output_box(net, x, 0.1, "reluplex")
     with pytest.raises(InvalidInput, match="expects shape"):
         output_box(net, np.zeros(4), 0.1, "interval")
+    with pytest.raises(InvalidInput, match="unknown engine"):
+        ExactOptions(engine="simplex")

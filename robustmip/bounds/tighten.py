@@ -188,8 +188,12 @@ class LpTightener:
         """Seconds for the next solve (None: unlimited), ``<= 0`` when the budget is spent."""
         return self.deadline.capped(cap)
 
-    def _minimum(self, cost: np.ndarray) -> float | None:
-        """Certified ``min cost.x`` over the current LP, or ``None`` when out of time or unsolved."""
+    def minimum(self, cost: np.ndarray) -> float | None:
+        """Certified lower bound on ``min cost.x`` over the current LP (``cost`` one entry per column).
+
+        ``None`` when out of time or not solved to optimality (then :meth:`proven_infeasible` tells
+        whether the LP has no point at all).
+        """
         left = self._time_left()
         if left is not None and left <= 0:
             return None
@@ -204,6 +208,23 @@ class LpTightener:
         rows = (self.row_idx, self.col_idx, self.values)
         args = (self.col_lower, self.col_upper, rows, self.row_lower, self.row_upper)
         return max(certified_lp_minimum(cost, *args, duals), certified_lp_minimum(cost, *args, -duals))
+
+    def proven_infeasible(self) -> bool:
+        """Whether the last solve ended infeasible *and* its dual ray certifies it in float64.
+
+        A Farkas ray ``y`` proves emptiness when the weak-duality bound of the zero objective,
+        :func:`certified_lp_minimum` with multipliers ``t y``, is positive (it then grows without bound
+        with ``t``); both signs of the solver's ray are tried.
+        """
+        if self.highs.getModelStatus() != highspy.HighsModelStatus.kInfeasible:
+            return False
+        _, exists, ray = self.highs.getDualRay()
+        if not exists:
+            return False
+        ray = np.asarray(ray, dtype=np.float64)
+        zero = np.zeros(self.col_lower.shape[0])
+        args = (self.col_lower, self.col_upper, (self.row_idx, self.col_idx, self.values), self.row_lower, self.row_upper)
+        return max(certified_lp_minimum(zero, *args, ray), certified_lp_minimum(zero, *args, -ray)) > 0.0
 
     def _milp_minimum(self, cost: np.ndarray, neuron_time_limit: float) -> float | None:
         """A proven lower bound on ``min cost.x`` over the MILP (the solver's dual bound, widened)."""
@@ -324,7 +345,7 @@ class LpTightener:
             self._set_integrality(True)
 
         def minimum(cost: np.ndarray) -> float | None:
-            return self._milp_minimum(cost, neuron_time_limit) if exact else self._minimum(cost)
+            return self._milp_minimum(cost, neuron_time_limit) if exact else self.minimum(cost)
 
         W_lo, b_lo, W_hi, b_hi = self.affine_band(k)
         try:

@@ -57,6 +57,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "stays sound when it runs out")
     p.add_argument("--bounds", choices=BOUNDS_CHOICES, default="lp",
                    help="bound level of the exact MILP's big-M constants (default lp)")
+    p.add_argument("--exact-engine", choices=("auto", "milp", "lp-bab"), default="auto",
+                   help="exact box engine: the MILP, branch-and-bound on one LP (HiGHS), or auto (LP "
+                   "branch-and-bound when the bounds leave few ReLUs unstable; default)")
     p.add_argument("--threads", type=pos_int, default=1, help="solver and torch threads (default 1)")
     p.add_argument("--workers", type=pos_int, default=1,
                    help="inputs in parallel, one process each (default 1: in this process)")
@@ -119,7 +122,8 @@ def _instances(args: argparse.Namespace, network: str, net) -> tuple[list[dict],
 
 
 def _as_instances(args: argparse.Namespace, network: str, boxes) -> list[dict]:
-    exact = {"solver": args.solver, "time_limit": args.timeout, "threads": args.threads, "bounds": args.bounds}
+    exact = {"solver": args.solver, "time_limit": args.timeout, "threads": args.threads, "bounds": args.bounds,
+             "engine": args.exact_engine}
     return [{"key": key, "network": network, "index": index, "lower": lower.tolist(), "upper": upper.tolist(),
              "methods": list(dict.fromkeys(args.methods)), "exact": exact} for key, index, lower, upper in boxes]
 

@@ -1,8 +1,16 @@
-"""The exact output box: ``2 m`` MILPs on one persistent model, each started from a gradient search.
+"""The exact output box: ``2 m`` exact optimisations on one persistent model, each started from a gradient search.
 
-For ``m`` outputs, the box needs ``min y_i`` and ``max y_i`` for every ``i``. One
-:class:`~robustmip.milp.outputs.OutputProblem` holds the box's bounds and its big-M encoding; each
-question only changes the objective. Before any MILP, one batched signed-gradient search
+For ``m`` outputs, the box needs ``min y_i`` and ``max y_i`` for every ``i``. Two exact engines answer
+them, each on one model that every question shares (only the objective changes):
+
+* ``milp``: :class:`~robustmip.milp.outputs.OutputProblem`, the big-M MILP solved by HiGHS or Gurobi;
+* ``lp-bab``: :class:`~robustmip.milp.lp_branch.LpBranchAndBound`, branch-and-bound over the ReLU
+  indicators on one warm-started HiGHS LP, which skips a MILP solver's per-question presolve and root
+  work and so wins when the box leaves few ReLUs unstable;
+* ``auto`` (default) takes ``lp-bab`` when the bounds leave at most :data:`LP_BAB_UNSTABLE` unstable
+  ReLUs and the solver is HiGHS, the MILP otherwise.
+
+Before any question, one batched signed-gradient search
 (:func:`robustmip.attacks.falsify.output_extremes`) looks for every extreme at once; each question
 starts from the best input seen so far for its direction (the search's, or an earlier MILP's), so
 the solver holds a near-optimal incumbent and works on the bound.
@@ -16,7 +24,8 @@ Two boxes come back:
   tolerances, :mod:`robustmip.milp.outputs`), or, where no MILP ran or proved more, the logits'
   bounds at the chosen bound level. It is sound whatever the time limit.
 
-A question is skipped when its face is already closed (outer within ``1e-9 (1 + |value|)`` of
+Either engine's bound is sound (the MILP's widened dual bound, the LP's weak-duality bound of every
+open node) and either's attained value is a float64 forward pass. A question is skipped when its face is already closed (outer within ``1e-9 (1 + |value|)`` of
 inner). The time limit covers the whole box: bounds and model first, then the time left is shared
 out evenly over the questions not yet asked, so a hard face cannot starve the others. The status is
 ``exact`` when every face was closed (a MILP proved its optimum or the bounds met an attained
@@ -31,15 +40,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustmip.attacks.falsify import output_extremes
-from robustmip.bounds import BOUNDS_METHODS
+from robustmip.bounds import BOUNDS_METHODS, Bounds
 from robustmip.deadline import Deadline
 from robustmip.errors import InvalidInput
+from robustmip.milp.lp_branch import LpBranchAndBound
 from robustmip.milp.options import SolveOptions
-from robustmip.milp.outputs import OutputProblem
+from robustmip.milp.outputs import OutputOptimum, OutputProblem
 from robustmip.network import Network
 from robustmip.sensitivity.result import OutputBox
 from robustmip.solvers import MilpSolver
 
+ENGINES = ("auto", "milp", "lp-bab")
+LP_BAB_UNSTABLE = 16
+"""``auto`` answers with :class:`LpBranchAndBound` up to this many unstable ReLUs (its tree grows like
+``2^n``; beyond it the MILP solver's cuts and presolve pay; see ``benchmarks/sensitivity_speed.py``)."""
 CLOSED = 1e-9
 """A face counts as closed when its proven bound is within ``1e-9 (1 + |value|)`` of an attained value."""
 
@@ -55,6 +69,8 @@ class ExactOptions:
         bounds: the bound level of the big-M constants (:data:`robustmip.bounds.BOUNDS_METHODS`).
         search_steps, search_restarts, seed: the gradient search for the MIP starts.
         solver_options: the solver's own options, set on every MILP (``MilpSolver(options=...)``), or None.
+        engine: ``auto``, ``milp`` or ``lp-bab`` (the module docstring); ``lp-bab`` runs HiGHS's LP
+            whatever ``solver`` says.
     """
 
     solver: str = "highs"
@@ -65,8 +81,11 @@ class ExactOptions:
     search_restarts: int = 4
     seed: int = 0
     solver_options: dict | None = None
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise InvalidInput(f"unknown engine {self.engine!r}; choose one of {ENGINES}")
         if self.bounds not in BOUNDS_METHODS:
             raise InvalidInput(f"unknown bounds method {self.bounds!r}; choose one of {BOUNDS_METHODS}")
         if self.search_steps < 1 or self.search_restarts < 1:
@@ -79,6 +98,28 @@ class ExactOptions:
 
 def _closed(bound: float, value: float) -> bool:
     return abs(bound - value) <= CLOSED * (1.0 + abs(value))
+
+
+def _lp_search(net: Network, bounds: Bounds, options: ExactOptions) -> LpBranchAndBound | None:
+    """The LP branch-and-bound for this box when the options' engine picks it, else None (the MILP)."""
+    if options.engine == "milp":
+        return None
+    if options.engine == "auto":
+        unstable = sum(int(((bounds.lower[k] < 0) & (bounds.upper[k] > 0)).sum())
+                       for k, layer in enumerate(net.layers[:-1]) if layer.activation == "relu")
+        if options.solver != "highs" or unstable > LP_BAB_UNSTABLE:
+            return None
+    return LpBranchAndBound(net, bounds, options.threads)
+
+
+def _search_optimum(search: LpBranchAndBound, m: int, i: int, sense: str, start: np.ndarray,
+                    deadline: Deadline) -> OutputOptimum:
+    """``min`` / ``max y_i`` by the LP branch-and-bound, as the MILP engine's :class:`OutputOptimum`."""
+    sign = 1.0 if sense == "min" else -1.0
+    began = time.perf_counter()
+    found = search.minimize(sign * np.eye(m)[i], deadline=deadline, start=start)
+    return OutputOptimum(found.status, sense, sign * found.value, sign * found.bound, found.argument,
+                         {"solve": time.perf_counter() - began, "nodes": found.nodes})
 
 
 def exact_box(net: Network, lower: np.ndarray, upper: np.ndarray, options: ExactOptions | None = None) -> OutputBox:
@@ -96,7 +137,10 @@ def exact_box(net: Network, lower: np.ndarray, upper: np.ndarray, options: Exact
                         output_extremes(net, lower, upper, directions, options.search_steps,
                                         options.search_restarts, options.seed)])
     outputs = np.atleast_2d(net.forward(points))
-    bounds = problem.prepare(deadline)  # bounds and model first; the questions share the time left
+    bounds = problem.compute_bounds(deadline)  # bounds and model first; the questions share the time left
+    engine = "milp" if (search := _lp_search(net, bounds, options)) is None else "lp-bab"
+    if search is None:
+        problem.prepare(deadline)
     outer_lo, outer_up = bounds.lower[-1].copy(), bounds.upper[-1].copy()
     questions = [(i, sense) for i in range(m) for sense in ("min", "max")]
     solves, closed = [], 0
@@ -116,7 +160,10 @@ def exact_box(net: Network, lower: np.ndarray, upper: np.ndarray, options: Exact
             solves.append({"output": i, "sense": sense, "status": "time_limit", "value": value, "bound": face,
                            "seconds": 0.0})
             continue
-        optimum = problem.optimize(i, sense, start=points[best], deadline=deadline.within(share))
+        if search is None:
+            optimum = problem.optimize(i, sense, start=points[best], deadline=deadline.within(share))
+        else:
+            optimum = _search_optimum(search, net.n_outputs, i, sense, points[best], deadline.within(share))
         if optimum.argument is not None:
             points = np.vstack([points, optimum.argument])
             outputs = np.vstack([outputs, net.forward(optimum.argument)])
@@ -130,7 +177,7 @@ def exact_box(net: Network, lower: np.ndarray, upper: np.ndarray, options: Exact
         proven = optimum.status == "optimal" or _closed(face, value)
         closed += proven
         solves.append({"output": i, "sense": sense, "status": optimum.status, "value": value, "bound": face,
-                       "seconds": optimum.times["solve"]})
+                       "seconds": optimum.times["solve"], "engine": engine})
     inner_lo, inner_up = outputs.min(axis=0), outputs.max(axis=0)
     # Rounding in the forward pass must not leave an attained value outside the proven box.
     outer_lo, outer_up = np.minimum(outer_lo, inner_lo), np.maximum(outer_up, inner_up)
