@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-verify study test test-all bench clean-venv
+.PHONY: demo demo-verify study test test-all bench bench-quick clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,23 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
+# Peers beside robustmip in the VNN-COMP runs, when given: ABCROWN=DIR (the user's own alpha-beta-CROWN
+# checkout; ABCROWN_PYTHON its interpreter) and MARABOU_PYTHON (an interpreter with maraboupy).
+VNN_PEERS = --tools robustmip$(if $(ABCROWN),$(comma)abcrown)$(if $(MARABOU_PYTHON),$(comma)marabou) \
+	$(if $(ABCROWN),--abcrown $(ABCROWN) --abcrown-python $(or $(ABCROWN_PYTHON),python3)) \
+	$(if $(MARABOU_PYTHON),--marabou-python $(MARABOU_PYTHON))
+comma := ,
+
 # Speed benchmarks (not part of make test); see benchmarks/README.md. Needs the trained nets in
 # results/models/ (commands in benchmarks/README.md) and, for VNN-COMP, ROBUSTMIP_VNNCOMP.
 bench: $(STAMP)
 	$(PY) benchmarks/milp_targeted.py --nets mlp-50-50 --eps 0.05 --images 20 --solver highs,gurobi --clean-start --clean-start-images 3 --omlt --omlt-images 2
-	@if [ -n "$$ROBUSTMIP_VNNCOMP" ]; then $(PY) benchmarks/vnncomp_mnistfc.py; \
+	@if [ -n "$$ROBUSTMIP_VNNCOMP" ]; then $(PY) benchmarks/vnncomp_mnistfc.py $(VNN_PEERS); \
+	else echo "VNN-COMP mnist_fc skipped: set ROBUSTMIP_VNNCOMP=DIR (benchmarks/README.md)"; fi
+
+# The first 4 VNN-COMP mnist_fc instances of each net (about 10 minutes for robustmip alone).
+bench-quick: $(STAMP)
+	@if [ -n "$$ROBUSTMIP_VNNCOMP" ]; then $(PY) benchmarks/vnncomp_mnistfc.py --quick --name vnncomp_quick $(VNN_PEERS); \
 	else echo "VNN-COMP mnist_fc skipped: set ROBUSTMIP_VNNCOMP=DIR (benchmarks/README.md)"; fi
 
 clean-venv:

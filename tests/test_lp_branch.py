@@ -61,6 +61,30 @@ def test_a_time_limit_leaves_a_sound_bound():
     assert full.status == "optimal" and full.value == pytest.approx(exact.value, abs=1e-6)
 
 
+def test_a_node_neither_solved_nor_certified_empty_keeps_its_parents_bound(monkeypatch):
+    rng = np.random.default_rng(7)
+    net = random_network(rng, [6, 12, 12, 3])
+    lower, upper = input_box(rng.uniform(size=6), 0.5)
+    search = LpBranchAndBound(net, compute_bounds(net, lower, upper, "crown"))
+    c = np.array([1.0, -1.0, 0.0])
+    exact = search.minimize(c)
+    calls = {"n": 0}
+    solve = search.lp.minimum
+
+    def a_child_lp_fails(cost):
+        calls["n"] += 1
+        if calls["n"] != 3:
+            return solve(cost)
+        search.lp.solves += 1  # the first child of the second search: ran, but no answer
+        return None
+
+    monkeypatch.setattr(search.lp, "minimum", a_child_lp_fails)
+    root = search.minimize(c, deadline=_StopsAfter(1))
+    flawed = search.minimize(c)
+    assert flawed.status == "unknown" and flawed.bound <= root.bound + 1e-12 < exact.value
+    assert flawed.value == pytest.approx(exact.value, abs=1e-6)  # the rest of the tree was searched
+
+
 def test_equals_the_milp_on_the_demo_net():
     from robustmip.data import load_demo_network, load_embedded_mnist
 

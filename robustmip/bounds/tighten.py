@@ -223,7 +223,8 @@ class LpTightener:
             return False
         ray = np.asarray(ray, dtype=np.float64)
         zero = np.zeros(self.col_lower.shape[0])
-        args = (self.col_lower, self.col_upper, (self.row_idx, self.col_idx, self.values), self.row_lower, self.row_upper)
+        rows = (self.row_idx, self.col_idx, self.values)
+        args = (self.col_lower, self.col_upper, rows, self.row_lower, self.row_upper)
         return max(certified_lp_minimum(zero, *args, ray), certified_lp_minimum(zero, *args, -ray)) > 0.0
 
     def _milp_minimum(self, cost: np.ndarray, neuron_time_limit: float) -> float | None:

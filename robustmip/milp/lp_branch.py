@@ -23,7 +23,6 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-import highspy
 import numpy as np
 
 from robustmip.bounds.result import ROUNDING_SLACK, Bounds
@@ -44,7 +43,9 @@ class LpOptimum:
     """``min c^T y`` over the box: ``value`` attained at ``argument`` (float64 forward pass), ``bound`` proven.
 
     ``status``: ``optimal`` (the gap ``value - bound`` is closed, or every node was searched: then it is
-    at most the LP tolerances' effect, about ``1e-6``) or ``time_limit``; ``nodes``: LPs solved.
+    at most the LP tolerances' effect, about ``1e-6``), ``time_limit``, or ``unknown`` (searched to
+    the end, but some node's LP was neither solved nor certified empty, so its parent's bound stands);
+    ``nodes``: LPs solved.
     """
 
     status: str
@@ -125,6 +126,7 @@ class LpBranchAndBound:
         counter = itertools.count()
         heap: list[tuple[float, int, dict[int, float]]] = [(-np.inf, next(counter), {})]
         floor = np.inf  # the lowest bound among the nodes closed so far
+        uncertain = False  # a node was closed at its parent's bound (its LP neither solved nor certified empty)
         nodes = 0
 
         def closed(lower: float) -> bool:
@@ -142,7 +144,10 @@ class LpBranchAndBound:
             if minimum is None:
                 if self.lp.proven_infeasible():
                     continue  # these fixings leave no input (certified): nothing to search
-                heapq.heappush(heap, (parent_bound, next(counter), fixings))  # unsolved: stays open
+                if not deadline.expired():  # infeasible without a certificate, or unsolved: keep its
+                    floor, uncertain = min(floor, parent_bound), True  # parent's bound, search on
+                    continue
+                heapq.heappush(heap, (parent_bound, next(counter), fixings))  # out of time: stays open
                 break
             bound = max(parent_bound, minimum + constant - ROUNDING_SLACK * (1.0 + abs(minimum + constant)))
             values = np.asarray(self.lp.highs.getSolution().col_value, dtype=np.float64)
@@ -158,5 +163,9 @@ class LpBranchAndBound:
             for side in (0.0, 1.0):
                 heapq.heappush(heap, (bound, next(counter), {**fixings, col: side}))
         lowest = min([floor, best] + [b for b, _, _ in heap])
-        status = "optimal" if not heap or closed(lowest) else "time_limit"
+        searched = not heap or closed(heap[0][0])  # not stopped by the deadline
+        if closed(lowest) or (searched and not uncertain):
+            status = "optimal"
+        else:
+            status = "unknown" if searched else "time_limit"
         return LpOptimum(status, best, best_point, lowest, nodes)

@@ -25,10 +25,11 @@ Two boxes come back:
   bounds at the chosen bound level. It is sound whatever the time limit.
 
 Either engine's bound is sound (the MILP's widened dual bound, the LP's weak-duality bound of every
-open node) and either's attained value is a float64 forward pass. A question is skipped when its face is already closed (outer within ``1e-9 (1 + |value|)`` of
-inner). The time limit covers the whole box: bounds and model first, then the time left is shared
-out evenly over the questions not yet asked, so a hard face cannot starve the others. The status is
-``exact`` when every face was closed (a MILP proved its optimum or the bounds met an attained
+open node) and either's attained value is a float64 forward pass. A question is skipped when its
+face is already closed (outer within ``1e-9 (1 + |value|)`` of inner). The time limit covers the
+whole box: bounds and model first, then the time left is shared out evenly over the questions not
+yet asked, so a hard face cannot starve the others. The status is ``exact`` when every face was
+closed (an engine proved its optimum or the bounds met an attained
 value), else ``time_limit``.
 """
 
@@ -51,7 +52,7 @@ from robustmip.sensitivity.result import OutputBox
 from robustmip.solvers import MilpSolver
 
 ENGINES = ("auto", "milp", "lp-bab")
-LP_BAB_UNSTABLE = 16
+LP_BAB_UNSTABLE = 15
 """``auto`` answers with :class:`LpBranchAndBound` up to this many unstable ReLUs (its tree grows like
 ``2^n``; beyond it the MILP solver's cuts and presolve pay; see ``benchmarks/sensitivity_speed.py``)."""
 CLOSED = 1e-9
