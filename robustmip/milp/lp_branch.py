@@ -14,7 +14,8 @@ One LP (warm-started by HiGHS from the previous node's basis) serves every quest
 which is what makes this faster than a MILP solver's per-question presolve and root work when the
 net has only a few unstable ReLUs (an output box of a small MNIST net: 20 questions, ~10 binaries).
 It is an exact engine, not a heuristic: with many unstable ReLUs the tree grows like ``2^n`` and the
-MILP solver is the better choice (:data:`MAX_UNSTABLE` guides :func:`robustmip.sensitivity` here).
+MILP solver is the better choice (``robustmip.sensitivity.exact.LP_BAB_UNSTABLE`` draws the line for
+the output box). Branching: the free ReLU whose LP point is furthest from ``max(a, 0)``.
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ from robustmip.bounds.tighten import LpTightener
 from robustmip.deadline import Deadline
 from robustmip.network import Network
 
-MAX_UNSTABLE = 24
-"""Unstable ReLUs up to which this search is preferred to the MILP solver (at most ``2^24`` leaves, in
-practice far fewer: most nodes are pruned by their bound)."""
 VIOLATION = 1e-6
 """A ReLU counts as relaxed at an LP solution when ``h - max(a, 0)`` exceeds this (above HiGHS's
 primal feasibility tolerance, 1e-7, so a solution's rounding is not mistaken for a relaxed ReLU)."""
