@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +185,15 @@ def test_one_real_mnistfc_property_end_to_end():
     reference = expected.get((Path(inst.onnx).name, Path(inst.vnnlib).name))
     if reference in ("sat", "unsat"):
         assert row["result"] == reference
+
+
+def test_verify_vnnlib_process_flushes_its_verdict_before_its_fast_exit(mnist_instance, tmp_path):
+    """``python -m robustmip verify-vnnlib`` ends with os._exit: its stdout line and result file are complete."""
+    out = tmp_path / "sat.txt"
+    done = subprocess.run([sys.executable, "-m", "robustmip", "verify-vnnlib", str(mnist_instance / "net.onnx"),
+                           str(mnist_instance / "attack.vnnlib.gz"), "--timeout", "60", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("sat (") and done.stdout.endswith("\n")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "sat" and len(lines) == 1 + 784 + 10
