@@ -69,10 +69,8 @@ class LpBranchAndBound:
         for k in range(len(net.layers) - 1):
             before = self.lp.indicator_cols.shape[0]
             self.lp.add_layer(k, bounds.lower[k], bounds.upper[k])
-            if net.layers[k].activation == "relu":
-                unstable = np.flatnonzero((bounds.lower[k] < 0) & (bounds.upper[k] > 0))
-                cols = self.lp.indicator_cols[before:]
-                self.neurons += [(k, int(j), int(v)) for j, v in zip(unstable, cols)]
+            cols = self.lp.indicator_cols[before:]
+            self.neurons += [(k, int(j), int(v)) for j, v in zip(np.flatnonzero(bounds.unstable(k)), cols)]
         self.root_lower = self.lp.col_lower.copy()
         self.root_upper = self.lp.col_upper.copy()
 

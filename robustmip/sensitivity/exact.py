@@ -106,9 +106,7 @@ def _lp_search(net: Network, bounds: Bounds, options: ExactOptions) -> LpBranchA
     if options.engine == "milp":
         return None
     if options.engine == "auto":
-        unstable = sum(int(((bounds.lower[k] < 0) & (bounds.upper[k] > 0)).sum())
-                       for k, layer in enumerate(net.layers[:-1]) if layer.activation == "relu")
-        if options.solver != "highs" or unstable > LP_BAB_UNSTABLE:
+        if options.solver != "highs" or bounds.n_unstable() > LP_BAB_UNSTABLE:
             return None
     return LpBranchAndBound(net, bounds, options.threads)
 
