@@ -104,9 +104,11 @@ def run_robustmip(root: Path, inst: dict, work: Path, extra: list[str]) -> dict:
 
 
 def run_abcrown(root: Path, inst: dict, work: Path, args: argparse.Namespace) -> dict:
-    complete = Path(args.abcrown) / "complete_verifier"
+    # alpha-beta-CROWN runs inside complete_verifier/: every path it gets must be absolute.
+    root, work = root.resolve(), work.resolve()
+    complete = Path(args.abcrown).resolve() / "complete_verifier"
     config = complete / "exp_configs" / "vnncomp22" / ("mnistfc_small.yaml" if "256x2" in inst["onnx"] else "mnistfc.yaml")
-    entry = Path(args.abcrown_entry) if args.abcrown_entry else complete / "abcrown.py"
+    entry = Path(args.abcrown_entry).resolve() if args.abcrown_entry else complete / "abcrown.py"
     out = work / "abcrown.txt"
     out.unlink(missing_ok=True)
     command = [args.abcrown_python, str(entry), "--config", str(config), "--device", "cpu", "--mip_multi_proc", "1",

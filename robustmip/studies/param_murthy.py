@@ -277,7 +277,8 @@ def write_report(settings: MurthySettings, models: dict[str, dict], table_rows: 
               "0.545 -> 0.219). And a flip moves the confidence across 1/2, so eps >= sigma* must hold, yet CAT's "
               "published eps at delta 0.005 (0.00691) is below its own published sigma (0.024). The exact eps "
               "beside it grows with delta and exceeds sigma*, as it must.", ""]
-    accuracy = [[m, "" if np.isnan(info["accuracy"]) else f"{100 * info['accuracy']:.1f} %"]
+    accuracy = [[m, "n/a (the published coefficients; no data)" if np.isnan(info["accuracy"])
+                 else f"{100 * info['accuracy']:.1f} %"]
                 for m, info in models.items()]
     lines += ["## Models", "", markdown_table(["model", "test accuracy (synthetic athletes)"], accuracy), ""]
     lines += ["## Local eps and flippable inputs (their Fig. 6)", ""]
