@@ -24,8 +24,6 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import numpy as np
-
 from robustmip.errors import DataError, InvalidInput, RobustMipError
 
 SHIPPED = ("demo", "full")
@@ -55,12 +53,16 @@ def load_settings(study: str, name_or_path: str, settings_class: type) -> Any:
 
 def versions() -> dict:
     """Library versions and platform, for ``config.json``."""
-    import highspy
-    import pyomo
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "pyomo": pyomo.version.version, "highspy": getattr(highspy, "__version__", "unknown"),
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return {"python": platform.python_version(), **{name: installed(name) for name in ("numpy", "torch", "pyomo",
+                                                                                        "highspy", "gurobipy")},
             "platform": platform.platform()}
 
 
