@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,gurobi]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,gurobi,scip]"
 	touch $(STAMP)
 
 # The pruning-robustness study at demo size (embedded MNIST, small MLP, 10 images, HiGHS).

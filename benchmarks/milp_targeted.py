@@ -426,7 +426,8 @@ def main() -> int:
     parser.add_argument("--eps", default="0.05,0.1", help="comma-separated l_inf radii (pixels in [0, 1])")
     parser.add_argument("--images", type=int, default=20, help="first N correctly classified test images per net")
     parser.add_argument("--targets", type=int, default=9, help="first N target classes per image (default all 9)")
-    parser.add_argument("--solver", default="highs,gurobi", help="robustmip's solvers: highs, gurobi or both")
+    parser.add_argument("--solver", default="highs,gurobi",
+                        help="robustmip's solvers: highs, gurobi, scip (comma-separated)")
     parser.add_argument("--bounds", default="lp", choices=["interval", "crown", "lp", "milp"], help="robustmip's bounds")
     parser.add_argument("--clean-start", action="store_true",
                         help="also run robustmip without the PGD search (MIP start: the clean image) to "
@@ -454,8 +455,8 @@ def main() -> int:
 
     torch.set_num_threads(1)
     solvers = [s.strip() for s in args.solver.split(",") if s.strip()]
-    if any(s not in ("highs", "gurobi") for s in solvers):
-        parser.error("--solver takes highs, gurobi or highs,gurobi")
+    if not solvers or any(s not in ("highs", "gurobi", "scip") for s in solvers):
+        parser.error("--solver takes a comma-separated list of highs, gurobi, scip")
     engines = [f"ours-{s}" for s in solvers] + ([f"ours-{s}-clean" for s in solvers] if args.clean_start else [])
     engines += ["omlt-highs"] if args.omlt else []
     engines += ["gurobiml-gurobi"] if args.gurobi_ml else []

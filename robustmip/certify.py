@@ -107,7 +107,7 @@ class CertifySettings:
     Attributes:
         bounds: bound methods to give verdicts for (a subset of :data:`BOUND_METHODS`).
         exact: also decide exactly (PGD, then MILP).
-        solver: MILP solver (``highs`` or ``gurobi``); timeout: seconds per (image, eps), every stage
+        solver: MILP solver (``highs``, ``gurobi`` or ``scip``); timeout: seconds per (image, eps), every stage
             included (bounds, PGD, MILP: the ``lp`` bound's LPs and the MILP get what is left; what runs out
             of time is weaker bounds or ``unknown``, never a wrong verdict); threads: solver threads.
         milp_bounds: bound level inside the MILP (:data:`robustmip.bounds.BOUNDS_METHODS`).

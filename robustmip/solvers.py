@@ -1,6 +1,7 @@
-"""The one place that knows the solvers: HiGHS (default) and Gurobi, for MILPs and LPs.
+"""The one place that knows the solvers: HiGHS (default), Gurobi and SCIP for MILPs; HiGHS for LPs.
 
-MILPs go through Pyomo's APPSI (:class:`MilpSolver`); the LP and MILP bound tightening of
+MILPs go through Pyomo's persistent interfaces (:class:`MilpSolver`: APPSI for HiGHS and Gurobi,
+``pyomo.contrib.solver``'s ``ScipPersistent`` over PySCIPOpt for SCIP); the LP and MILP bound tightening of
 :mod:`robustmip.bounds.tighten` drives highspy directly (:func:`new_highs`). Both take their HiGHS
 options and the process-wide thread scheduler (:func:`use_highs_threads`) from here.
 
@@ -25,10 +26,15 @@ figures are in benchmarks/README.md):
 * **Cheaper branching** (HiGHS, both focuses): pseudo-costs are trusted after one strong-branching
   probe per binary instead of eight, and cuts are separated at the root only (most LP iterations
   went into strong branching and node cuts).
+* **No cutting planes for SCIP**: its separators are switched off (``setSeparating(OFF)``): with them
+  its root spent most of the time separating cuts that the big-M encoding over tight bounds hardly
+  needs (benchmarks/scip_peer.py). SCIP takes decisions by ``limits/primal`` (stop at an incumbent
+  at or below ``d``) and ``limits/dual`` (stop once the proven bound reaches the cutoff).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -100,8 +106,8 @@ def new_highs(threads: int = 1, heuristics: bool = False) -> highspy.Highs:
     return highs
 
 
-SolverName = Literal["highs", "gurobi"]
-SOLVERS: tuple[str, ...] = ("highs", "gurobi")
+SolverName = Literal["highs", "gurobi", "scip"]
+SOLVERS: tuple[str, ...] = ("highs", "gurobi", "scip")
 Status = Literal["optimal", "infeasible", "feasible", "time_limit", "error"]
 Focus = Literal["balanced", "bound"]
 _CUTOFF_SLACK = 1e-6
@@ -174,8 +180,9 @@ def check_solver(name: str) -> None:
     _make_appsi(name)
 
 
-_PROOF_OPTIONS = {"objective_bound", "objective_target", "cutoff", "bestobjstop", "bestbdstop"}
-"""Options whose value decides what a cutoff decision proves (HiGHS names, Gurobi's lower-cased):
+_PROOF_OPTIONS = {"objective_bound", "objective_target", "cutoff", "bestobjstop", "bestbdstop", "limits/primal",
+                  "limits/dual"}
+"""Options whose value decides what a cutoff decision proves (HiGHS and SCIP names, Gurobi's lower-cased):
 robustmip sets them per question, and a user value would make "no solution below the cutoff" prove
 something else, so ``MilpSolver(options=...)`` refuses them."""
 _UNSOUND_HIGHS_OPTIONS = {
@@ -193,14 +200,89 @@ the solver claims proofs that are false, and robustmip's verdicts rest on those 
 
 
 def _unknown_options(name: str, options: Mapping[str, object]) -> list[str]:
-    """The names in ``options`` that solver ``name`` does not have (both solvers ignore them silently)."""
+    """The names in ``options`` that solver ``name`` does not have (HiGHS and Gurobi ignore them silently)."""
     if name == "highs":
         highs = new_highs()
         return [key for key in options if highs.getOptionValue(key)[0] != highspy.HighsStatus.kOk]
+    if name == "scip":
+        return [key for key in options if key not in _scip_defaults()]
     from gurobipy import GRB
 
     known = {param.lower() for param in dir(GRB.Param) if not param.startswith("_")}
     return [key for key in options if key.lower() not in known]
+
+
+@functools.lru_cache(maxsize=1)
+def _scip_defaults() -> dict[str, object]:
+    """SCIP's parameters and their default values."""
+    import pyscipopt
+
+    return pyscipopt.Model().getParams()
+
+
+@functools.lru_cache(maxsize=1)
+def _scip_no_separation() -> dict[str, object]:
+    """The parameters ``setSeparating(SCIP_PARAMSETTING.OFF)`` changes, with their values."""
+    import pyscipopt
+
+    model = pyscipopt.Model()
+    before = model.getParams()
+    model.setSeparating(pyscipopt.SCIP_PARAMSETTING.OFF)
+    return {key: value for key, value in model.getParams().items() if before[key] != value}
+
+
+class _ScipConfig:
+    """The part of an APPSI solver's ``config`` that :class:`MilpSolver` sets."""
+
+    def __init__(self) -> None:
+        self.stream_solver, self.load_solution, self.warmstart = False, False, False
+        self.mip_gap: float = 1e-6
+        self.time_limit: float | None = None
+
+
+class _ScipResults:
+    """``ScipPersistent``'s results under the names of APPSI's results."""
+
+    def __init__(self, results) -> None:
+        from pyomo.contrib.solver.common.results import TerminationCondition as Condition
+
+        conditions = {
+            Condition.convergenceCriteriaSatisfied: TerminationCondition.optimal,
+            Condition.provenInfeasible: TerminationCondition.infeasible,
+            Condition.infeasibleOrUnbounded: TerminationCondition.infeasibleOrUnbounded,
+            Condition.maxTimeLimit: TerminationCondition.maxTimeLimit,
+            Condition.interrupted: TerminationCondition.interrupted,
+            Condition.objectiveLimit: TerminationCondition.objectiveLimit,
+        }
+        self.termination_condition = conditions.get(results.termination_condition, TerminationCondition.unknown)
+        self.best_feasible_objective = results.incumbent_objective
+        self.best_objective_bound = results.objective_bound
+        self.solution_loader = results.solution_loader
+
+
+class _ScipSolver:
+    """SCIP through ``pyomo.contrib.solver``'s persistent PySCIPOpt interface, driven like an APPSI solver:
+    ``config`` (time limit, gap, MIP start, log), ``scip_options`` (SCIP parameters, set on every solve)
+    and ``solve(model)``."""
+
+    def __init__(self) -> None:
+        from pyomo.contrib.solver.solvers.scip.scip_persistent import ScipPersistent
+
+        self._solver = ScipPersistent()
+        self.config = _ScipConfig()
+        self.scip_options: dict[str, object] = {}
+
+    def available(self):
+        return self._solver.available()
+
+    def solve(self, model: pyo.Block) -> _ScipResults:
+        results = self._solver.solve(
+            model, time_limit=self.config.time_limit, rel_gap=self.config.mip_gap,
+            load_solutions=self.config.load_solution, raise_exception_on_nonoptimal_result=False,
+            warmstart_discrete_vars=self.config.warmstart, solver_options=dict(self.scip_options),
+            tee=[sys.stderr] if self.config.stream_solver else [],
+        )
+        return _ScipResults(results)
 
 
 def _make_appsi(name: str):
@@ -209,6 +291,8 @@ def _make_appsi(name: str):
             from pyomo.contrib.appsi.solvers import Highs
 
             solver = Highs()
+        elif name == "scip":
+            solver = _ScipSolver()
         else:
             from pyomo.contrib.appsi.solvers import Gurobi
 
@@ -217,7 +301,7 @@ def _make_appsi(name: str):
     except ImportError as exc:
         raise SolverNotAvailable(f"solver {name!r} cannot be imported ({exc}); pip install robustmip[{name}]") from exc
     if not available:
-        hint = "pip install gurobipy" if name == "gurobi" else "pip install highspy"
+        hint = {"gurobi": "pip install gurobipy", "scip": "pip install pyscipopt"}.get(name, "pip install highspy")
         raise SolverNotAvailable(f"solver {name!r} is not available ({available}); {hint}, or use --solver highs")
     return solver
 
@@ -296,6 +380,15 @@ class MilpSolver:
     def _options(self, decide_below: float | None, focus: Focus) -> dict:
         """Every option this class sets, each call (a persistent solver keeps earlier values)."""
         cutoff = None if decide_below is None else decide_below + _CUTOFF_SLACK * (1.0 + abs(decide_below))
+        if self.name == "scip":
+            limits = _scip_defaults()
+            return {
+                **_scip_no_separation(),
+                "lp/threads": self.threads,
+                "limits/absgap": 1e-9,
+                "limits/primal": limits["limits/primal"] if decide_below is None else decide_below,
+                "limits/dual": limits["limits/dual"] if cutoff is None else cutoff,
+            }
         if self.name == "highs":
             return {
                 "threads": self.threads,
@@ -314,7 +407,7 @@ class MilpSolver:
 
     def _warm_start(self, model: pyo.Block) -> None:
         """Hand the variables' current values to the solver as a MIP start."""
-        if self.name == "highs":
+        if self.name in ("highs", "scip"):
             self._appsi.config.warmstart = True
             return
         with solver_output(self.verbose):
@@ -351,13 +444,15 @@ class MilpSolver:
         limit = self.time_limit if time_limit is None else time_limit
         if warm_start:
             self._warm_start(model)
-        elif self.name == "highs":
+        elif self.name in ("highs", "scip"):
             self._appsi.config.warmstart = False
         self._appsi.config.time_limit = limit
         options = {**self._options(decide_below, focus), **self.options}
         if self.name == "highs":
             use_highs_threads(self.threads)
             self._appsi.highs_options = options
+        elif self.name == "scip":
+            self._appsi.scip_options = options
         else:
             self._appsi.gurobi_options = options
         start = time.perf_counter()
@@ -378,8 +473,14 @@ class MilpSolver:
         has_solution = objective is not None
         condition = results.termination_condition
         if condition == TerminationCondition.objectiveLimit:
-            # Stopped by the cutoff: at an incumbent below it, or with every node cut off (a proof).
-            status: Status = "feasible" if has_solution else ("infeasible" if decide_below is not None else "error")
+            # Stopped by a limit: at an incumbent at or below decide_below, or with every node cut off
+            # (HiGHS, Gurobi) or the proven bound at the cutoff (SCIP, whose incumbent may lie above it).
+            if has_solution and (decide_below is None or objective <= decide_below):
+                status: Status = "feasible"
+            elif decide_below is not None and (not has_solution or (bound is not None and bound >= decide_below)):
+                status = "infeasible"
+            else:
+                status = "error"
         else:
             status = _TERMINATION.get(condition, "error")
         if decide_below is not None and status == "optimal" and has_solution:

@@ -28,6 +28,15 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
+def scip_skip_reason() -> str | None:
+    """Why SCIP tests cannot run here (pyscipopt, the ``scip`` extra, missing), or None when they can."""
+    try:
+        import pyscipopt  # noqa: F401
+    except ImportError as exc:
+        return f"pyscipopt not importable (pip install robustmip[scip]): {exc}"
+    return None
+
+
 def gurobi_skip_reason() -> str | None:
     """Why Gurobi tests cannot run here, or None when they can."""
     try:

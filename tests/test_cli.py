@@ -29,6 +29,21 @@ def test_verify_json_output(demo_files, name, capsys):
     assert all(r["status"] == "robust" for r in rows)  # eps 0.02 is far inside this net's robust radius
 
 
+def test_verify_with_scip_gives_the_highs_verdicts(demo_files, capsys):
+    """``--solver scip`` end to end: the same verdicts as HiGHS, with some of them proved by the MILP."""
+    from conftest import scip_skip_reason
+
+    if scip_skip_reason():
+        pytest.skip(scip_skip_reason())
+    verdicts = {}
+    for solver in ("highs", "scip"):
+        args = ["verify", str(demo_files / "net.npz"), "--eps", "0.06", "--n", "8", "--embedded", "--json"]
+        assert main([*args, "--solver", solver]) == 0
+        verdicts[solver] = [(r["status"], r["proof"]) for r in json.loads(capsys.readouterr().out)]
+    assert verdicts["scip"] == verdicts["highs"]
+    assert ("robust", "milp") in verdicts["scip"]
+
+
 def test_verify_rejects_bad_input(demo_files, capsys):
     assert main(["verify", str(demo_files / "missing.onnx"), "--eps", "0.1", "--embedded"]) == 2
     assert "not found" in capsys.readouterr().err

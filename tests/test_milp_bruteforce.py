@@ -100,10 +100,11 @@ def test_pgd_started_optimum_matches_enumeration(dims, seed):
 
 
 def _solvers() -> list:
-    from conftest import gurobi_skip_reason
+    from conftest import gurobi_skip_reason, scip_skip_reason
 
-    reason = gurobi_skip_reason()
-    return ["highs", pytest.param("gurobi", marks=pytest.mark.skipif(reason is not None, reason=reason or ""))]
+    reasons = {"gurobi": gurobi_skip_reason(), "scip": scip_skip_reason()}
+    return ["highs", *(pytest.param(name, marks=pytest.mark.skipif(reason is not None, reason=reason or ""))
+                       for name, reason in reasons.items())]
 
 
 @pytest.mark.parametrize("solver", _solvers())

@@ -218,7 +218,7 @@ def test_unknown_focus_is_rejected(small_case):
         problem.solver.solve(problem.encoding.block, focus="fast")
 
 
-@pytest.mark.parametrize("solver", ["highs", "gurobi"])
+@pytest.mark.parametrize("solver", ["highs", "gurobi", "scip"])
 def test_every_solver_option_is_set_on_every_solve(solver):
     """A persistent solver keeps options from earlier solves: each call must set the same keys."""
     try:
@@ -244,15 +244,15 @@ def test_highs_solves_after_a_run_with_another_thread_count(small_case):
     assert all(np.allclose(u, upper_bounds[0], atol=1e-7) for u in upper_bounds)
 
 
-@pytest.mark.parametrize("solver", ["highs", "gurobi"])
+@pytest.mark.parametrize("solver", ["highs", "gurobi", "scip"])
 def test_solver_options_are_applied_and_unknown_names_rejected(small_case, solver):
     """User options override robustmip's on every solve; a misspelt name is an error, not ignored."""
     net, x, label = small_case
-    stop_at_once = {"highs": {"mip_max_nodes": 0}, "gurobi": {"IterationLimit": 0}}[solver]
+    stop_at_once = {"highs": {"mip_max_nodes": 0}, "gurobi": {"IterationLimit": 0}, "scip": {"limits/nodes": 0}}[solver]
     try:
         with pytest.raises(InvalidInput, match="no_such_option"):
             MilpSolver(solver, options={"no_such_option": 1})
-        cutoff = {"highs": "objective_bound", "gurobi": "Cutoff"}[solver]
+        cutoff = {"highs": "objective_bound", "gurobi": "Cutoff", "scip": "limits/dual"}[solver]
         with pytest.raises(InvalidInput, match=cutoff):  # a user cutoff would change what "infeasible" proves
             MilpSolver(solver, options={cutoff: -1.0})
         if solver == "highs":  # wrong optima, and "optimal" without a bound, in HiGHS 1.15 (upstream #3307)

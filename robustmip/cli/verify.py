@@ -23,7 +23,7 @@ from robustmip.cli.common import (
 )
 from robustmip.errors import InvalidInput, RobustMipError
 
-SOLVER_CHOICES = ("highs", "gurobi")
+SOLVER_CHOICES = ("highs", "gurobi", "scip")
 BOUNDS_CHOICES = ("interval", "crown", "alpha", "lp", "milp")
 ENGINE_CHOICES = ("milp", "bab", "auto")
 DEFAULT_ENGINE = "auto"

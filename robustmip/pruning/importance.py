@@ -516,7 +516,7 @@ def neuron_importance(
         loss: ``"hinge"`` (multi-class hinge with ``margin``, linear).
         relax_binaries: relax the ReLU indicators to ``[0, 1]`` (an LP; the published experiments
             offer it too).
-        solver: ``"highs"`` or ``"gurobi"``, or a :class:`MilpSolver` (its time limit is then
+        solver: ``"highs"``, ``"gurobi"`` or ``"scip"``, or a :class:`MilpSolver` (its time limit is then
             overridden by ``time_limit`` unless that is None).
         time_limit: seconds for the solve; the incumbent at the limit is returned (status
             ``time_limit``).

@@ -64,7 +64,7 @@ class ExactOptions:
     """Settings of the exact output box.
 
     Attributes:
-        solver: ``highs`` or ``gurobi``.
+        solver: ``highs``, ``gurobi`` or ``scip``.
         time_limit: seconds for the whole box (bounds, model, every MILP), or None for no limit.
         threads: solver threads.
         bounds: the bound level of the big-M constants (:data:`robustmip.bounds.BOUNDS_METHODS`).
