@@ -275,9 +275,10 @@ class _ScipSolver:
     def available(self):
         return self._solver.available()
 
-    def solve(self, model: pyo.Block) -> _ScipResults:
+    def solve(self, model: pyo.Block, timer=None) -> _ScipResults:
+        """Solve ``model``; ``timer``: a Pyomo ``HierarchicalTimer`` that records the stages, as APPSI's."""
         results = self._solver.solve(
-            model, time_limit=self.config.time_limit, rel_gap=self.config.mip_gap,
+            model, timer=timer, time_limit=self.config.time_limit, rel_gap=self.config.mip_gap,
             load_solutions=self.config.load_solution, raise_exception_on_nonoptimal_result=False,
             warmstart_discrete_vars=self.config.warmstart, solver_options=dict(self.scip_options),
             tee=[sys.stderr] if self.config.stream_solver else [],
