@@ -30,6 +30,7 @@ Results go to ``results/bench/NAME_runs.jsonl`` (one line per tool and instance,
 only runs what is missing) and ``NAME_table.md`` / ``NAME_table.csv`` (per instance: each tool's
 verdict and seconds, the expected verdict, the 2022 best) with counts per net size, contradictions
 with ``expected.csv``, and geometric-mean time ratios against alpha-beta-CROWN measured in this run.
+Each tool's whole log of each instance is kept as ``results/bench/NAME_work/TOOL_NET_PROP.log``.
 ``--quick`` runs the first 4 instances of each net (about 10 minutes for robustmip alone).
 """
 
@@ -100,7 +101,7 @@ def run_robustmip(root: Path, inst: dict, work: Path, extra: list[str]) -> dict:
     verdict = out.read_text().split("\n", 1)[0].strip() if out.is_file() else "error"
     match = re.search(r"^(sat|unsat|timeout|unknown) \(([0-9.]+) s\)", log, re.MULTILINE)
     return {"verdict": verdict if code != -9 else "timeout", "wall_s": wall,
-            "verify_s": float(match.group(2)) if match else None, "exit": code, "log_tail": log[-500:]}
+            "verify_s": float(match.group(2)) if match else None, "exit": code, "log_tail": log[-500:], "log": log}
 
 
 def run_abcrown(root: Path, inst: dict, work: Path, args: argparse.Namespace) -> dict:
@@ -123,7 +124,8 @@ def run_abcrown(root: Path, inst: dict, work: Path, args: argparse.Namespace) ->
     licence = "Model too large for size-limited license" in log
     return {"verdict": _past_timeout(verdict, wall, inst["timeout"]), "wall_s": wall,
             "verify_s": float(times[-1]) if times else None, "exit": code,
-            "note": "Gurobi size-limited licence refused a model" if licence else "", "log_tail": log[-500:]}
+            "note": "Gurobi size-limited licence refused a model" if licence else "", "log_tail": log[-500:],
+            "log": log}
 
 
 def run_marabou(root: Path, inst: dict, work: Path, python: str) -> dict:
@@ -133,7 +135,7 @@ def run_marabou(root: Path, inst: dict, work: Path, python: str) -> dict:
     last = [line.strip().lower() for line in log.splitlines() if line.strip()][-1:] or [""]
     verdict = {"sat": "sat", "unsat": "unsat", "timeout": "timeout"}.get(last[0], "error" if code else "unknown")
     return {"verdict": _past_timeout(verdict, wall, inst["timeout"]) if code != -9 else "timeout", "wall_s": wall,
-            "verify_s": None, "exit": code, "log_tail": log[-300:]}
+            "verify_s": None, "exit": code, "log_tail": log[-300:], "log": log}
 
 
 def load_runs(path: Path) -> dict[tuple[str, str, str], dict]:
@@ -259,6 +261,8 @@ def main() -> int:
                     result = run_abcrown(root, inst, work, args)
                 else:
                     result = run_marabou(root, inst, work, args.marabou_python)
+                log = result.pop("log", "")
+                (work / f"{tool}_{Path(inst['onnx']).stem}_{Path(inst['vnnlib']).stem}.log").write_text(log)
                 row = {"tool": tool, **inst, **result, "settings": args.robustmip_args if tool == "robustmip" else ""}
                 with runs_path.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
