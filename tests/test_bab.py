@@ -176,6 +176,39 @@ def test_time_limit_is_unknown_never_unsat():
     assert best.lower_bound <= complete.lower_bound
 
 
+def test_an_open_decision_starts_again_from_refined_root_bounds(monkeypatch):
+    """Still open after ``refine_after`` seconds, a decision restarts from MILP-refined root bounds, and
+    its verdict is still the complete search's (demo net, image 3, eps 0.13: robust after several rounds)."""
+    from robustmip.bab import root as root_module
+
+    refine_budgets = []
+    original = root_module.root_bounds
+
+    def spy(net, question, options, deadline, *args, **kwargs):
+        refine_budgets.append(options.refine_seconds)
+        return original(net, question, options, deadline, *args, **kwargs)
+
+    monkeypatch.setattr(root_module, "root_bounds", spy)
+    net = load_demo_network()
+    data = load_dataset("test", "embedded")
+    x, label = data.images[3].reshape(-1), int(data.labels[3])
+    bab = BabOptions(batch_size=4, max_split_depth=1, milp_free_neurons=-1, refine_after=1e-3, refine_share=0.2)
+    verdict = verify(net, x, label, 0.13, SolveOptions(MilpSolver("highs", 120), engine="bab", bab=bab))
+    assert verdict.status == "robust", verdict.reason
+    assert len(refine_budgets) == 2 and refine_budgets[0] == 0 and 0 < refine_budgets[1] <= 0.2 * 120
+    refine_budgets.clear()  # without a restart (the default refine_after far above this search): one root
+    assert verify(net, x, label, 0.13, SolveOptions(MilpSolver("highs", 120), engine="bab",
+                                                     bab=BabOptions(batch_size=4))).status == "robust"
+    assert refine_budgets == [0]
+
+
+def test_bad_refine_settings_are_rejected():
+    with pytest.raises(InvalidInput, match="refine_after"):
+        BabOptions(refine_after=0)
+    with pytest.raises(InvalidInput, match="refine_share"):
+        BabOptions(refine_share=1.0)
+
+
 def _demo_cases():
     data = load_dataset("test", "embedded")
     return [(data.images[i].reshape(-1), int(data.labels[i])) for i in range(4)]

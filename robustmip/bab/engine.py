@@ -14,6 +14,7 @@ torch is imported only when the branch-and-bound runs.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, Sequence
@@ -74,17 +75,32 @@ def _bab_options(options: SolveOptions) -> BabOptions:
 
 def _search(net: Network, question: Question, options: SolveOptions, deadline: Deadline, mode: str,
             start: np.ndarray | None, given: Bounds | None, stop: Callable[[], bool] | None = None, **gaps):
-    """Root bounds (from ``given`` when the root starts at CROWN) and the branch-and-bound."""
+    """Root bounds (from ``given`` when the root starts at CROWN) and the branch-and-bound.
+
+    A decision still open after ``refine_after`` seconds starts again with the MILP refinement of the
+    root bounds (``refine_share`` of the time left): :class:`BabOptions`.
+    """
     from robustmip.bab.root import root_bounds
     from robustmip.bab.search import branch_and_bound
 
+    def run(bab: BabOptions, until: Deadline):
+        root = root_bounds(net, question, bab, until, options.threads,
+                           given=given if bab.root_bounds == "alpha" else None)
+        result = branch_and_bound(net, question, mode=mode, options=bab, deadline=until, threads=options.threads,
+                                  solver=options.milp_solver, start=start, root=root, stop=stop, **gaps)
+        return result, {"bounds": root.seconds, "build": 0.0, "solve": result.stats.get("search_s", 0.0)}
+
     bab = _bab_options(options)
-    root = root_bounds(net, question, bab, deadline, options.threads,
-                       given=given if bab.root_bounds == "alpha" else None)
-    result = branch_and_bound(net, question, mode=mode, options=bab, deadline=deadline, threads=options.threads,
-                              solver=options.milp_solver, start=start, root=root, stop=stop, **gaps)
-    times = {"bounds": root.seconds, "build": 0.0, "solve": result.stats.get("search_s", 0.0)}
-    return result, times
+    restart = (mode == "decide" and bab.refine_seconds == 0 and math.isfinite(bab.refine_after)
+               and deadline.left() is not None and deadline.left() > bab.refine_after)
+    if not restart:
+        return run(bab, deadline)
+    result, times = run(bab, deadline.within(bab.refine_after))
+    if result.status in ("sat", "unsat") or deadline.expired() or (stop is not None and stop()):
+        return result, times
+    refined = replace(bab, refine_seconds=bab.refine_share * deadline.left())
+    result, again = run(refined, deadline)
+    return result, {key: times[key] + again[key] for key in times}
 
 
 def decide_output_property(

@@ -32,6 +32,11 @@ class BabOptions:
         refine_seconds: budget of the sign-deciding MILP refinement of the root bounds
             (:func:`robustmip.bounds.refine.refine_bounds`), 0 to skip it.
         refine_neuron_seconds: time cap of one refinement MILP.
+        refine_after: a decision (with a time limit and ``refine_seconds`` 0) that the search has not
+            settled after this many seconds starts again from MILP-refined root bounds (``inf``: never).
+            Easy questions end before it; on hard ones the loose intermediate bounds of alpha-CROWN,
+            not the search, were what stalled.
+        refine_share: the share of the time left at that restart given to the refinement.
         milp_free_neurons: a domain with at most this many unsplit unstable ReLUs is handed to the MILP
             (its split binaries fixed; none left: an LP); negative: never (except fully split domains).
         milp_stalled: a domain whose bound has not improved over this many splits in a row is handed to
@@ -55,6 +60,8 @@ class BabOptions:
     root_iterations: int = 20
     refine_seconds: float = 0.0
     refine_neuron_seconds: float = 1.0
+    refine_after: float = 30.0
+    refine_share: float = 0.4
     milp_free_neurons: int = 8
     milp_stalled: int = 6
     milp_seconds: float = 5.0
@@ -75,5 +82,7 @@ class BabOptions:
             raise InvalidInput("milp_stalled must be >= 0 and milp_share in (0, 1]")
         if self.refine_seconds < 0 or self.refine_neuron_seconds <= 0 or self.milp_seconds <= 0:
             raise InvalidInput("refine_seconds must be >= 0, refine_neuron_seconds and milp_seconds > 0")
+        if not self.refine_after > 0 or not 0 < self.refine_share < 1:
+            raise InvalidInput("refine_after must be > 0 seconds (inf: never) and refine_share in (0, 1)")
         if self.max_domains < self.batch_size:
             raise InvalidInput("max_domains must be at least batch_size")
