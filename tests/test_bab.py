@@ -329,8 +329,13 @@ def test_sigint_during_the_search_leaves_an_unknown_result_file(tmp_path, capsys
 
     monkeypatch.setattr(_Search, "branch_round", round_then_sigint)
     monkeypatch.setattr(engine_module, "milp_decide_output_property", lambda *args, **kwargs: time.sleep(60))
-    code = main(["verify-vnnlib", str(tmp_path / "net.onnx"), str(tmp_path / "prop.vnnlib"), *engine,
-                 "--no-pgd", "--timeout", "60", "--out", str(out)])
+    # A suite started in the background (`make test &`) inherits SIGINT ignored, and Python keeps it so.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = main(["verify-vnnlib", str(tmp_path / "net.onnx"), str(tmp_path / "prop.vnnlib"), *engine,
+                     "--no-pgd", "--timeout", "60", "--out", str(out)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert rounds == ["unknown\n"]
     assert code == 130 and out.read_text() == "unknown\n"
     assert "interrupted" in capsys.readouterr().err
