@@ -72,12 +72,10 @@ def write_mps(problem, target: int, folder: Path, start: np.ndarray | None) -> t
 def solve_highs(path: Path, start: dict[str, float], time_limit: float, focus: str) -> dict:
     import highspy
 
-    from robustmip.solvers import MilpSolver, solver_output
+    from robustmip.solvers import MilpSolver, new_highs
 
-    options = MilpSolver("highs", time_limit, threads=1)._options(None, focus)
-    with solver_output():
-        highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
+    options = MilpSolver("highs", time_limit, threads=1)._options(None, focus)  # sets every heuristic option
+    highs = new_highs(threads=1)
     for name, value in {**options, "time_limit": float(time_limit), "mip_rel_gap": REL_GAP,
                         "mip_abs_gap": ABS_GAP}.items():
         highs.setOptionValue(name, value)
